@@ -1,0 +1,1 @@
+"""The chainpipe server: Slack bot and JSON API in one ASGI process."""

@@ -1,0 +1,160 @@
+"""The `pipe` command: a Typer app built from the shared grammar in core.grammar.
+
+Each grammar command becomes a Typer command whose signature is generated from its parameters,
+plus `--json` and `--as`. Database code is imported only when a command that needs it runs.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+from typing import Optional
+
+import typer
+
+try:  # recent Typer releases vendor Click; older ones use the click package
+    from typer import _click as click
+except ImportError:  # pragma: no cover
+    import click
+
+from core.grammar import COMMANDS, Command, Param
+
+HELP = """chainpipe: delivery pipelines with approval gates, artifacts, deploys and monitoring.
+
+Storage: an SQLite file in your data directory, or PIPE_DATABASE_URL. Actor: --as or PIPE_ACTOR.
+Exit codes: 0 ok, 1 refused by the pipeline's state or policy, 2 bad input or configuration."""
+
+app = typer.Typer(
+    name="pipe",
+    help=HELP,
+    no_args_is_help=True,
+    add_completion=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+
+_TYPES = {"str": str, "int": int, "bool": bool}
+
+
+def default_actor() -> str:
+    if os.environ.get("PIPE_ACTOR"):
+        return os.environ["PIPE_ACTOR"]
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _typer_param(p: Param) -> tuple[object, object]:
+    annotation = _TYPES[p.type]
+    if p.positional:
+        return annotation, typer.Argument(..., help=p.help, metavar=p.label, show_default=False)
+    if not p.required and p.default is None:
+        annotation = Optional[annotation]
+    default = ... if p.required else p.default
+    return annotation, typer.Option(default, *p.flags, help=p.help, show_default=p.default not in (None, False))
+
+
+def make_callback(command: Command):
+    def callback(**values):
+        json_out = values.pop("json_out")
+        actor = values.pop("as_", None) or default_actor()
+        from cli.run import run_command
+
+        run_command(command, values, actor=actor, json_out=json_out)
+
+    params, annotations = [], {}
+    for p in command.params:
+        annotation, default = _typer_param(p)
+        params.append(inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, default=default))
+        annotations[p.name] = annotation
+    params.append(inspect.Parameter("json_out", inspect.Parameter.KEYWORD_ONLY,
+                                    default=typer.Option(False, "--json", help="Machine output (JSON) on stdout")))
+    annotations["json_out"] = bool
+    if command.kind != "catalogue":
+        params.append(inspect.Parameter("as_", inspect.Parameter.KEYWORD_ONLY, default=typer.Option(
+            None, "--as", metavar="NAME", help="Who is acting, for the record [env PIPE_ACTOR; default: OS user]")))
+        annotations["as_"] = Optional[str]
+    callback.__signature__ = inspect.Signature(params)
+    callback.__annotations__ = annotations
+    callback.__name__ = command.name.replace("-", "_")
+    callback.__doc__ = command.help
+    return callback
+
+
+for _command in COMMANDS.values():
+    _epilog = "Example: " + "; ".join(_command.examples) if _command.examples else None
+    app.command(_command.name, help=_command.help, epilog=_epilog)(make_callback(_command))
+
+
+def _register_extensions() -> None:
+    """Command groups that are not pipeline operations (tokens, server helpers)."""
+    try:
+        from cli import tokens
+    except ImportError:
+        return
+    app.add_typer(tokens.app, name="token")
+
+
+_register_extensions()
+
+
+def _catalogue_fast_path(argv: list[str]) -> int | None:
+    """Catalogue commands answer from settings alone; skip Typer's parameter machinery for them."""
+    command = COMMANDS.get(argv[0]) if argv else None
+    if command is None or command.kind != "catalogue" or any(a != "--json" for a in argv[1:]):
+        return None
+    from cli.run import run_command
+
+    try:
+        run_command(command, {}, actor="", json_out="--json" in argv)
+    except typer.Exit as exc:
+        return exc.exit_code
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from cli.errors import report_crash, say
+
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        fast = _catalogue_fast_path(argv)
+    except Exception as exc:  # noqa: BLE001
+        return report_crash(exc)
+    if fast is not None:
+        return fast
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="pipe", standalone_mode=False)
+    except click.exceptions.UsageError as exc:
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
+        say(exc.format_message().splitlines()[0] + hint)
+        return 2
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        say("aborted")
+        return 130
+    except click.ClickException as exc:
+        say(exc.format_message())
+        return exc.exit_code
+    except KeyboardInterrupt:
+        say("interrupted")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # noqa: BLE001 - the one place crashes become a short message
+        return report_crash(exc)
+    return result if isinstance(result, int) else 0
+
+
+def entrypoint() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entrypoint()

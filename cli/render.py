@@ -1,0 +1,162 @@
+"""Terminal rendering: `--json` prints the read model as is; humans get aligned plain-text tables.
+
+Plain text on purpose: no rendering library to import on every command, output that pipes into
+grep and less unchanged, and CJK names aligned by their display width.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import unicodedata
+
+
+def print_json(result) -> None:
+    sys.stdout.write(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
+
+
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value).replace("\n", " ")
+
+
+def table(columns: list[str], rows: list[list], title: str | None = None) -> str:
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max([_width(c)] + [_width(r[i]) for r in cells]) for i, c in enumerate(columns)]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(v + " " * (w - _width(v)) for v, w in zip(values, widths)).rstrip()
+
+    out = [title] if title else []
+    out.append(line(columns))
+    out += [line(r) for r in cells]
+    return "\n".join(out)
+
+
+def kv(data: dict, keys: list[str] | None = None) -> str:
+    keys = keys or [k for k, v in data.items() if not isinstance(v, (dict, list))]
+    width = max(_width(k) for k in keys)
+    return "\n".join(f"{k}{' ' * (width - _width(k))}  {_cell(data.get(k))}" for k in keys)
+
+
+def _pipeline_line(p: dict) -> str:
+    stage = f"  stage {p['current_stage']}" if p.get("current_stage") else ""
+    reason = f"  ({p['reason']})" if p.get("reason") else ""
+    return f"{p['id']}  {p['name']}  [{p['template']}]  {p['status']}{stage}{reason}"
+
+
+def _show(p: dict) -> list[str]:
+    parts = [kv(p, ["id", "name", "template", "status", "current_stage", "created_by", "created_at", "reason"])]
+    parts.append(table(["#", "stage", "status", "started", "finished"], [
+        [s["position"] + 1, s["name"], s["status"], s["started_at"], s["finished_at"]] for s in p["stages"]],
+        "Stages"))
+    if p["gates"]:
+        parts.append(table(["gate", "guards", "status", "approvals", "decided by", "reason"], [
+            [g["name"], g["stage"], g["status"], f"{len(g.get('approvals', []))}/{g['required_approvals']}",
+             g["decided_by"], g["reason"]] for g in p["gates"]], "Gates"))
+    if p.get("artifacts"):
+        parts.append(_artifacts(p["artifacts"], "Artifacts (latest versions)"))
+    if p.get("recent_deploys"):
+        parts.append(_deploys(p["recent_deploys"], "Recent deploys"))
+    return parts
+
+
+def _artifacts(rows: list[dict], title: str | None = None) -> str:
+    return table(["name", "version", "type", "stage", "digest", "size", "created"], [
+        [a["name"], a["version"], a["type"], a["stage"], _short(a["digest"]), a["size"], a["created_at"]]
+        for a in rows], title)
+
+
+def _deploys(rows: list[dict], title: str | None = None) -> str:
+    return table(["id", "strategy", "target", "status", "artifact", "created", "by"], [
+        [d["id"], d["strategy"], d["target"], d["status"],
+         f"{d['artifact']['name']}@{d['artifact']['version']}" if d["artifact"] else None,
+         d["created_at"], d["created_by"]] for d in rows], title)
+
+
+def _short(digest: str | None) -> str | None:
+    return digest[:19] + "…" if digest and len(digest) > 20 else digest
+
+
+def _rows(rows: list[dict]) -> str:
+    keys = [k for k, v in rows[0].items() if not isinstance(v, (dict, list))][:8]
+    return table(keys, [[r.get(k) for k in keys] for r in rows])
+
+
+def _monitor_status(result: dict) -> list[str]:
+    rows = [[m["metric"], m["latest"], m.get("unit"), m.get("baseline"), m["verdict"],
+             m.get("regression"), m.get("trend")] for m in result["metrics"]]
+    head = f"overall: {result['verdict']}"
+    if not rows:
+        return [head, "(no metric events)"]
+    return [head, table(["metric", "latest", "unit", "baseline", "verdict", "regression", "trend"], rows)]
+
+
+def _gate(g: dict) -> list[str]:
+    count = f"{len(g.get('approvals', []))}/{g['required_approvals']}"
+    note = "" if g.get("changed", True) else "  (unchanged)"
+    return [f"gate {g['name']} of {g['pipeline_id']}: {g['status']} ({count} approvals){note}"]
+
+
+def _deploy(d: dict) -> list[str]:
+    note = "" if d.get("changed", True) else "  (unchanged)"
+    return [f"{d['id']}  {d['strategy']} → {d['target']}: {d['status']}{note}"]
+
+
+PIPELINE_MUTATIONS = ("create", "start", "pause", "resume", "cancel", "complete", "fail", "retry", "stage")
+RENDERERS = {
+    "show": _show,
+    "artifacts": lambda r: [_artifacts(r)] if r else ["(no artifacts)"],
+    "deploys": lambda r: [_deploys(r)] if r else ["(no deploys)"],
+    "list": lambda r: [table(["id", "name", "template", "status", "stage", "created"], [
+        [p["id"], p["name"], p["template"], p["status"], p["current_stage"], p["created_at"]] for p in r])]
+    if r else ["(no pipelines)"],
+    "monitor-status": _monitor_status,
+    "approve": _gate,
+    "reject": _gate,
+    "deploy": _deploy,
+    "deploy-update": _deploy,
+    "rollback": _deploy,
+    "artifact-add": lambda a: [f"{a['id']}  {a['name']} v{a['version']}  {a['type']}  {a['digest'] or '-'}"
+                               + (f"  {a['size']} bytes" if a["size"] is not None else "")],
+    "monitor-record": lambda e: [f"{e['id']}  {e['metric']}={e['value']}{e['unit'] or ''}"
+                                 f"  deploy {e['deploy_id'] or '-'}"],
+    **{name: lambda p: [_pipeline_line(p)] for name in PIPELINE_MUTATIONS},
+}
+
+
+def human(command: str, result) -> None:
+    if isinstance(result, str):
+        sys.stdout.write(result if result.endswith("\n") else result + "\n")
+        return
+    renderer = RENDERERS.get(command)
+    if renderer:
+        parts = renderer(result)
+    elif isinstance(result, list):
+        parts = [_rows(result)] if result else ["(none)"]
+    else:
+        parts = [_nested(result)]
+    sys.stdout.write("\n\n".join(parts) + "\n")
+
+
+def _flatten(data: dict, prefix: str = "") -> list[list]:
+    rows = []
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            rows += _flatten(value, f"{prefix}{key}.")
+        else:
+            rows.append([f"{prefix}{key}", value])
+    return rows
+
+
+def _nested(data: dict) -> str:
+    return table(["field", "value"], _flatten(data))

@@ -1,0 +1,26 @@
+"""Run one grammar command for the terminal: execute it, render it, map errors to exit codes."""
+
+from __future__ import annotations
+
+import typer
+
+from core.errors import PipeError
+from core.grammar import Command
+
+
+def run_command(command: Command, values: dict, *, actor: str, json_out: bool) -> None:
+    from cli.errors import say
+    from core.dispatch import execute
+    from core.actor import Actor
+
+    try:
+        result = execute(command, values, Actor(actor, "cli"))
+    except PipeError as exc:
+        say(exc.message)
+        raise typer.Exit(exc.exit_code) from None
+    from cli import render
+
+    if json_out:
+        render.print_json(result)
+    else:
+        render.human(command.name, result)

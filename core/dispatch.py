@@ -1,0 +1,27 @@
+"""Run a grammar command: resolve its use case, open the unit of work its kind needs, call it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from core.config import Settings, load_settings
+from core.grammar import Command
+
+
+def execute(
+    command: Command,
+    values: dict,
+    actor,
+    settings: Settings | None = None,
+    clock: Callable[[], datetime] | None = None,
+):
+    fn = command.resolve()
+    settings = settings or load_settings()
+    if command.kind == "catalogue":
+        return fn(settings, **values)
+    from core.uow import UnitOfWork
+
+    kwargs = {"clock": clock} if clock else {}
+    with UnitOfWork(settings, write=command.kind == "write", **kwargs) as uow:
+        return fn(uow, actor, **values)

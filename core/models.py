@@ -1,0 +1,295 @@
+"""The database tables. Every table has an integer ``seq`` (insertion order, used to break ties
+in "newest first" lists) and, where users see it, a prefixed string ``id``.
+
+Append-only tables (Approval, Artifact, MonitorEvent, VerdictEvent, AuditEvent) are never
+updated or deleted by any code path; the services only insert into them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import DateTime, Index, TypeDecorator, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores aware UTC datetimes; SQLite keeps no zone, so the zone is put back on read."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None:
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given to the database")
+            value = value.astimezone(timezone.utc)
+            if dialect.name == "sqlite":
+                value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+def _time(nullable: bool = True, index: bool = False):
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+class Pipeline(SQLModel, table=True):
+    __tablename__ = "pipelines"
+    __table_args__ = (
+        Index("ix_pipelines_status_seq", "status", "seq"),
+        Index("ix_pipelines_template_seq", "template", "seq"),
+    )
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, max_length=32)
+    name: str = Field(max_length=200)
+    template: str = Field(max_length=64)
+    status: str = Field(max_length=16)
+    current_stage: str | None = Field(default=None, max_length=32)
+    created_by: str = Field(max_length=200)
+    created_at: datetime = _time(nullable=False, index=True)
+    updated_at: datetime = _time(nullable=False)
+    started_at: datetime | None = _time()
+    finished_at: datetime | None = _time()
+    reason: str | None = None
+
+
+class Stage(SQLModel, table=True):
+    __tablename__ = "stages"
+    __table_args__ = (UniqueConstraint("pipeline_id", "name"),)
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, max_length=32)
+    pipeline_id: str = Field(foreign_key="pipelines.id", index=True, max_length=32)
+    name: str = Field(max_length=32)
+    position: int
+    status: str = Field(max_length=16)
+    started_at: datetime | None = _time()
+    finished_at: datetime | None = _time()
+
+
+class Gate(SQLModel, table=True):
+    __tablename__ = "gates"
+    __table_args__ = (UniqueConstraint("pipeline_id", "name"),)
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, max_length=32)
+    pipeline_id: str = Field(foreign_key="pipelines.id", index=True, max_length=32)
+    name: str = Field(max_length=32)
+    stage: str = Field(max_length=32)
+    status: str = Field(max_length=16)
+    # Bumped each time the gate is re-opened, so approvals of an earlier round stop counting.
+    round: int = 1
+    required_approvals: int = 1
+    decided_at: datetime | None = _time()
+    decided_by: str | None = None
+    reason: str | None = None
+    # Where the bot posted this gate's message, so later decisions update it.
+    message_channel: str | None = None
+    message_ts: str | None = None
+
+
+class Approval(SQLModel, table=True):
+    """One row per decision on a gate (approve / reject), kept forever."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (UniqueConstraint("gate_id", "round", "person"),)
+    seq: int | None = Field(default=None, primary_key=True)
+    gate_id: str = Field(foreign_key="gates.id", index=True, max_length=32)
+    pipeline_id: str = Field(index=True, max_length=32)
+    round: int
+    decision: str = Field(max_length=16)
+    actor: str = Field(max_length=200)
+    person: str = Field(max_length=200)
+    surface: str = Field(max_length=16)
+    reason: str | None = None
+    run_url: str | None = None
+    created_at: datetime = _time(nullable=False)
+
+
+class Artifact(SQLModel, table=True):
+    __tablename__ = "artifacts"
+    __table_args__ = (UniqueConstraint("pipeline_id", "name", "version"),)
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, max_length=32)
+    pipeline_id: str = Field(foreign_key="pipelines.id", index=True, max_length=32)
+    name: str = Field(max_length=200)
+    version: int
+    type: str = Field(max_length=32)
+    stage: str | None = Field(default=None, max_length=32)
+    path: str | None = None
+    uri: str | None = None
+    digest: str | None = Field(default=None, max_length=80)
+    size: int | None = None
+    created_by: str = Field(max_length=200)
+    surface: str = Field(max_length=16)
+    run_url: str | None = None
+    created_at: datetime = _time(nullable=False)
+
+
+class Deploy(SQLModel, table=True):
+    __tablename__ = "deploys"
+    __table_args__ = (
+        Index("ix_deploys_pipeline_seq", "pipeline_id", "seq"),
+        Index("ix_deploys_status_created", "status", "created_at"),
+        Index("ix_deploys_target_created", "target", "created_at"),
+    )
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, max_length=32)
+    pipeline_id: str = Field(foreign_key="pipelines.id", max_length=32)
+    strategy: str = Field(max_length=32)
+    target: str = Field(max_length=200)
+    artifact_id: str | None = Field(default=None, max_length=32)
+    artifact_name: str | None = None
+    artifact_version: int | None = None
+    ref: str | None = Field(default=None, max_length=200)
+    status: str = Field(max_length=16)
+    created_by: str = Field(max_length=200)
+    surface: str = Field(max_length=16)
+    run_url: str | None = None
+    created_at: datetime = _time(nullable=False)
+    updated_at: datetime = _time(nullable=False)
+    finished_at: datetime | None = _time()
+    rolled_back_at: datetime | None = _time()
+    rolled_back_by: str | None = None
+    rollback_reason: str | None = None
+    # Set when the deploy is mirrored elsewhere (a GitHub Deployment id).
+    external_id: str | None = None
+
+
+class MonitorEvent(SQLModel, table=True):
+    __tablename__ = "monitor_events"
+    __table_args__ = (
+        Index("ix_monitor_pipeline_metric_seq", "pipeline_id", "metric", "seq"),
+        Index("ix_monitor_deploy_metric_seq", "deploy_id", "metric", "seq"),
+        Index("ix_monitor_pipeline_seq", "pipeline_id", "seq"),
+    )
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, max_length=32)
+    pipeline_id: str = Field(foreign_key="pipelines.id", max_length=32)
+    deploy_id: str | None = Field(default=None, max_length=32)
+    metric: str = Field(max_length=100)
+    value: float
+    unit: str | None = Field(default=None, max_length=32)
+    actor: str = Field(max_length=200)
+    surface: str = Field(max_length=16)
+    run_url: str | None = None
+    recorded_at: datetime = _time(nullable=False)
+
+
+class VerdictEvent(SQLModel, table=True):
+    """A change of a metric's health verdict, citing the monitor events behind it."""
+
+    __tablename__ = "verdict_events"
+    __table_args__ = (Index("ix_verdicts_pipeline_metric_seq", "pipeline_id", "metric", "seq"),)
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, max_length=32)
+    pipeline_id: str = Field(foreign_key="pipelines.id", max_length=32)
+    deploy_id: str | None = Field(default=None, max_length=32, index=True)
+    metric: str = Field(max_length=100)
+    previous: str | None = Field(default=None, max_length=16)
+    verdict: str = Field(max_length=16)
+    regression: bool = False
+    reason: str | None = None
+    evidence: str = "[]"
+    at: datetime = _time(nullable=False)
+
+
+class AuditEvent(SQLModel, table=True):
+    """One row per state change, from every surface. Also the outbox the server drains."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_pipeline_seq", "pipeline_id", "seq"),
+        Index("ix_audit_entity_seq", "entity_id", "seq"),
+    )
+    seq: int | None = Field(default=None, primary_key=True)
+    at: datetime = _time(nullable=False)
+    actor: str = Field(max_length=200)
+    surface: str = Field(max_length=16)
+    entity: str = Field(max_length=32)
+    entity_id: str = Field(max_length=64)
+    pipeline_id: str | None = Field(default=None, max_length=64)
+    action: str = Field(max_length=64)
+    from_state: str | None = Field(default=None, max_length=32)
+    to_state: str | None = Field(default=None, max_length=32)
+    reason: str | None = None
+    run_url: str | None = None
+    data: str = "{}"
+
+
+class OutboxDelivery(SQLModel, table=True):
+    """Which audit events a consumer (e.g. the Slack notifier) has delivered; at-least-once."""
+
+    __tablename__ = "outbox_deliveries"
+    __table_args__ = (UniqueConstraint("consumer", "audit_seq"),)
+    seq: int | None = Field(default=None, primary_key=True)
+    consumer: str = Field(max_length=32)
+    audit_seq: int = Field(index=True)
+    delivered_at: datetime = _time(nullable=False)
+    result: str | None = None
+
+
+class ApiToken(SQLModel, table=True):
+    __tablename__ = "api_tokens"
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, max_length=32)
+    name: str = Field(unique=True, max_length=100)
+    token_hash: str = Field(unique=True, max_length=128)
+    created_by: str = Field(max_length=200)
+    created_at: datetime = _time(nullable=False)
+    revoked_at: datetime | None = _time()
+    last_used_at: datetime | None = _time()
+
+
+class GovPipeline(SQLModel, table=True):
+    """A long-lived governed pipeline (V2), e.g. one per repository workflow."""
+
+    __tablename__ = "gov_pipelines"
+    __table_args__ = (Index("ix_gov_pipelines_owner_status", "owner", "status"),)
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, max_length=200)
+    owner: str = Field(max_length=200)
+    name: str | None = None
+    status: str = Field(max_length=16, index=True)
+    created_at: datetime = _time(nullable=False)
+    updated_at: datetime = _time(nullable=False)
+    last_touched_at: datetime = _time(nullable=False)
+
+
+class GovRun(SQLModel, table=True):
+    __tablename__ = "gov_runs"
+    __table_args__ = (Index("ix_gov_runs_pipeline_status", "pipeline_id", "status"),)
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, max_length=200)
+    pipeline_id: str = Field(foreign_key="gov_pipelines.id", max_length=200)
+    trigger: str | None = None
+    status: str = Field(max_length=16, index=True)
+    reason: str | None = None
+    created_at: datetime = _time(nullable=False)
+    updated_at: datetime = _time(nullable=False)
+    started_at: datetime | None = _time()
+    finished_at: datetime | None = _time()
+
+
+class GovOwner(SQLModel, table=True):
+    """A row per owner, locked while activating so concurrent activations respect the cap."""
+
+    __tablename__ = "gov_owners"
+    owner: str = Field(primary_key=True, max_length=200)
+
+
+class Setting(SQLModel, table=True):
+    """Persisted settings changed at run time (the V2 caps and thresholds)."""
+
+    __tablename__ = "settings"
+    key: str = Field(primary_key=True, max_length=100)
+    value: str
+
+
+class SchemaVersion(SQLModel, table=True):
+    __tablename__ = "schema_version"
+    id: int = Field(default=1, primary_key=True)
+    version: int

@@ -1,0 +1,121 @@
+"""Artifacts are append-only: adding a name that exists creates version n+1; nothing is updated."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from sqlalchemy import func
+from sqlmodel import select
+
+from core.catalogue import ARTIFACT_TYPES, check_choice
+from core.clock import new_id
+from core.errors import InvalidInput, InvalidTransition
+from core.models import Artifact
+from core.services.common import template_stage
+from core.uow import Actor, UnitOfWork
+from core.views import artifact_view
+
+DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+OPEN_STATUSES = ("created", "running", "paused", "failed")
+
+
+def file_digest(path: str) -> tuple[str, int]:
+    """sha256 and size of a regular file, read in 1 MiB blocks."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise InvalidInput(f"file not found: {path}")
+    h = hashlib.sha256()
+    size = 0
+    try:
+        with p.open("rb") as fh:
+            while block := fh.read(1 << 20):
+                h.update(block)
+                size += len(block)
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
+    return "sha256:" + h.hexdigest(), size
+
+
+def _check_digest(digest: str) -> str:
+    digest = digest.strip().lower()
+    if not DIGEST_RE.match(digest):
+        raise InvalidInput(f"digest must look like sha256:<64 hex digits>, got {digest}")
+    return digest
+
+
+def add_artifact(
+    uow: UnitOfWork, actor: Actor, pipeline_id: str, name: str, type: str,
+    path: str | None = None, uri: str | None = None, digest: str | None = None, stage: str | None = None,
+    size: int | None = None,
+) -> dict:
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput("an artifact needs a non-empty --name")
+    check_choice("artifact type", type, ARTIFACT_TYPES)
+    if path and uri:
+        raise InvalidInput("give either --path or --uri, not both")
+    digest = _check_digest(digest) if digest else None
+    if uri and type == "docker-image" and "@sha256:" in uri:
+        embedded = _check_digest(uri.rsplit("@", 1)[1])
+        if digest and digest != embedded:
+            raise InvalidInput(f"--digest {digest} does not match the image reference's {embedded}")
+        digest = embedded
+    if path:
+        # Hash before the first statement: the write transaction starts only then.
+        computed, size = file_digest(path)
+        if digest and digest != computed:
+            raise InvalidInput(f"--digest {digest} does not match the file's {computed}")
+        digest, path = computed, str(Path(path).expanduser().resolve())
+    pipeline = uow.get_pipeline(pipeline_id, lock=True)
+    if pipeline.status not in OPEN_STATUSES:
+        raise InvalidTransition(
+            f"can't add an artifact to a pipeline that is {pipeline.status}; allowed from: {', '.join(OPEN_STATUSES)}"
+        )
+    stage = template_stage(uow, pipeline, stage) if stage else pipeline.current_stage
+    latest = uow.session.exec(
+        select(func.max(Artifact.version)).where(Artifact.pipeline_id == pipeline.id, Artifact.name == name)
+    ).one()
+    row = Artifact(
+        id=new_id("art"), pipeline_id=pipeline.id, name=name, version=(latest or 0) + 1, type=type, stage=stage,
+        path=path, uri=uri, digest=digest, size=size, created_by=uow.settings.person(actor.name),
+        surface=actor.surface, run_url=actor.run_url, created_at=uow.now(),
+    )
+    uow.add(row)
+    uow.audit(actor, "artifact", row.id, "add", pipeline_id=pipeline.id, to_state=f"v{row.version}",
+              data={"name": name, "version": row.version, "digest": digest})
+    view = artifact_view(row)
+    uow.commit()
+    return view
+
+
+def list_artifacts(uow: UnitOfWork, actor: Actor, pipeline_id: str, all_versions: bool = False) -> list[dict]:
+    uow.get_pipeline(pipeline_id)
+    stmt = select(Artifact).where(Artifact.pipeline_id == pipeline_id)
+    if not all_versions:
+        latest = (
+            select(Artifact.name, func.max(Artifact.version).label("v"))
+            .where(Artifact.pipeline_id == pipeline_id)
+            .group_by(Artifact.name)
+            .subquery()
+        )
+        stmt = stmt.join(latest, (Artifact.name == latest.c.name) & (Artifact.version == latest.c.v))
+    rows = uow.session.exec(stmt.order_by(Artifact.name, Artifact.version))
+    return [artifact_view(a) for a in rows]
+
+
+def find_artifact(uow: UnitOfWork, pipeline_id: str, ref: str) -> Artifact:
+    """``NAME`` (latest version) or ``NAME@VERSION``."""
+    from core.errors import NotFound
+
+    name, _, version = ref.rpartition("@") if "@" in ref else (ref, "", "")
+    stmt = select(Artifact).where(Artifact.pipeline_id == pipeline_id, Artifact.name == name)
+    if version:
+        if not version.isdigit():
+            raise InvalidInput(f"artifact version must be a number: {ref}")
+        stmt = stmt.where(Artifact.version == int(version))
+    row = uow.session.exec(stmt.order_by(Artifact.version.desc()).limit(1)).first()
+    if row is None:
+        raise NotFound(f"artifact not found in pipeline {pipeline_id}: {ref}")
+    return row

@@ -1,0 +1,107 @@
+"""Deploy records. The orchestrator records deploys; an external executor (usually the GitHub
+Action) does the work and reports status. Rollback is idempotent."""
+
+from __future__ import annotations
+
+from sqlmodel import select
+
+from core.catalogue import DEPLOY_STATUSES, DEPLOY_STRATEGIES, check_choice
+from core.clock import new_id
+from core.machine import DEPLOY, fire
+from core.models import Deploy
+from core.services.artifacts import find_artifact
+from core.services.common import gates_of, move_stage, require_gates_approved, require_status, stages_of
+from core.uow import Actor, UnitOfWork
+from core.views import deploy_view
+
+INITIAL_STATUSES = ("pending", "in-progress", "succeeded", "failed")
+# deploy-update --status X fires this trigger
+STATUS_TRIGGERS = {"in-progress": "start", "succeeded": "succeed", "failed": "fail", "rolled-back": "rollback"}
+FINISHED = ("succeeded", "failed", "rolled-back")
+
+
+def record_deploy(
+    uow: UnitOfWork, actor: Actor, pipeline_id: str, strategy: str, target: str,
+    artifact: str | None = None, ref: str | None = None, status: str = "in-progress",
+) -> dict:
+    check_choice("strategy", strategy, list(DEPLOY_STRATEGIES))
+    check_choice("deploy status", status, INITIAL_STATUSES)
+    target = (target or "").strip()
+    if not target:
+        from core.errors import InvalidInput
+
+        raise InvalidInput("a deploy needs a non-empty --target")
+    pipeline = uow.get_pipeline(pipeline_id, lock=True)
+    require_status(pipeline, ("running",), "deploy")
+    require_gates_approved(gates_of(uow, pipeline.id))
+    art = find_artifact(uow, pipeline.id, artifact) if artifact else None
+    positions = {s.name: s.position for s in stages_of(uow, pipeline.id)}
+    if "deploy" in positions and positions["deploy"] > positions[pipeline.current_stage]:
+        move_stage(uow, actor, pipeline, "deploy", None)
+    now = uow.now()
+    row = Deploy(
+        id=new_id("dep"), pipeline_id=pipeline.id, strategy=strategy, target=target,
+        artifact_id=art.id if art else None, artifact_name=art.name if art else None,
+        artifact_version=art.version if art else None, ref=ref, status=DEPLOY.initial,
+        created_by=uow.settings.person(actor.name), surface=actor.surface, run_url=actor.run_url,
+        created_at=now, updated_at=now,
+    )
+    if status != DEPLOY.initial:
+        fire(DEPLOY, row, STATUS_TRIGGERS[status])
+    if status in FINISHED:
+        row.finished_at = now
+    uow.add(row)
+    uow.audit(actor, "deploy", row.id, "record", pipeline_id=pipeline.id, to_state=row.status,
+              data={"strategy": strategy, "target": target, "ref": ref,
+                    "artifact": f"{art.name}@{art.version}" if art else None})
+    view = deploy_view(row)
+    uow.commit()
+    return view
+
+
+def update_deploy(uow: UnitOfWork, actor: Actor, deploy_id: str, status: str, reason: str | None = None) -> dict:
+    check_choice("deploy status", status, DEPLOY_STATUSES)
+    if status == "rolled-back":
+        return rollback_deploy(uow, actor, deploy_id, reason)
+    row = uow.get_deploy(deploy_id, lock=True)
+    if row.status == status:
+        # Executors retry; reporting the same status twice is not an error.
+        return deploy_view(row) | {"changed": False}
+    if status == "pending":
+        from core.errors import InvalidTransition
+
+        raise InvalidTransition(f"can't move deploy {row.id} back to pending; it is {row.status}")
+    before, after = fire(DEPLOY, row, STATUS_TRIGGERS[status])
+    row.updated_at = uow.now()
+    if after in FINISHED:
+        row.finished_at = row.updated_at
+    uow.audit(actor, "deploy", row.id, "update", pipeline_id=row.pipeline_id, from_state=before, to_state=after,
+              reason=reason)
+    view = deploy_view(row) | {"changed": True}
+    uow.commit()
+    return view
+
+
+def rollback_deploy(uow: UnitOfWork, actor: Actor, deploy_id: str, reason: str | None = None) -> dict:
+    row = uow.get_deploy(deploy_id, lock=True)
+    if row.status == "rolled-back":
+        return deploy_view(row) | {"changed": False}
+    before, after = fire(DEPLOY, row, "rollback")
+    now = uow.now()
+    row.updated_at = row.rolled_back_at = row.finished_at = now
+    row.rolled_back_by, row.rollback_reason = uow.settings.person(actor.name), reason
+    uow.audit(actor, "deploy", row.id, "rollback", pipeline_id=row.pipeline_id, from_state=before, to_state=after,
+              reason=reason, data={"target": row.target})
+    view = deploy_view(row) | {"changed": True}
+    uow.commit()
+    return view
+
+
+def list_deploys(uow: UnitOfWork, actor: Actor, pipeline_id: str) -> list[dict]:
+    uow.get_pipeline(pipeline_id)
+    rows = uow.session.exec(select(Deploy).where(Deploy.pipeline_id == pipeline_id).order_by(Deploy.seq.desc()))
+    return [deploy_view(d) for d in rows]
+
+
+def show_deploy(uow: UnitOfWork, actor: Actor, deploy_id: str) -> dict:
+    return deploy_view(uow.get_deploy(deploy_id))

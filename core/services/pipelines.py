@@ -1,0 +1,151 @@
+"""Pipeline lifecycle use cases: create, start, pause, resume, stage, complete, fail, retry, cancel."""
+
+from __future__ import annotations
+
+from core.catalogue import check_choice
+from core.clock import new_id
+from core.errors import InvalidInput
+from core.machine import GATE, PIPELINE, STAGE, fire
+from core.models import Gate, Pipeline, Stage
+from core.services.common import (
+    gates_of,
+    move_stage,
+    reopen_gate,
+    require_gates_approved,
+    require_status,
+    stages_of,
+    template_stage,
+)
+from core.uow import Actor, UnitOfWork
+from core.views import pipeline_view
+
+
+def create_pipeline(uow: UnitOfWork, actor: Actor, name: str, template: str = "feature") -> dict:
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput("a pipeline needs a non-empty --name")
+    if len(name) > 200:
+        raise InvalidInput("a pipeline name is at most 200 characters")
+    tpl = uow.settings.templates.get(check_choice("template", template, sorted(uow.settings.templates)))
+    now = uow.now()
+    pipeline = Pipeline(
+        id=new_id("pipe"), name=name, template=tpl.name, status=PIPELINE.initial,
+        created_by=uow.settings.person(actor.name), created_at=now, updated_at=now,
+    )
+    uow.add(pipeline)
+    uow.session.flush()  # the stages and gates below reference it
+    rows: list = []
+    for position, stage in enumerate(tpl.stages):
+        rows.append(Stage(id=new_id("stg"), pipeline_id=pipeline.id, name=stage, position=position,
+                          status=STAGE.initial))
+    for gate, stage in tpl.gates.items():
+        rows.append(Gate(id=new_id("gate"), pipeline_id=pipeline.id, name=gate, stage=stage, status=GATE.initial,
+                         required_approvals=uow.settings.policy(gate).required_approvals))
+    uow.add(*rows)
+    uow.audit(actor, "pipeline", pipeline.id, "create", pipeline_id=pipeline.id, to_state=pipeline.status,
+              data={"name": name, "template": tpl.name})
+    view = pipeline_view(pipeline)
+    uow.commit()
+    return view
+
+
+def _transition(uow: UnitOfWork, actor: Actor, pipeline_id: str, trigger: str, reason: str | None = None):
+    pipeline = uow.get_pipeline(pipeline_id, lock=True)
+    before, after = fire(PIPELINE, pipeline, trigger)
+    pipeline.updated_at = uow.now()
+    uow.audit(actor, "pipeline", pipeline.id, trigger, pipeline_id=pipeline.id,
+              from_state=before, to_state=after, reason=reason)
+    return pipeline
+
+
+def _current_stage(uow: UnitOfWork, pipeline: Pipeline) -> Stage | None:
+    for stage in stages_of(uow, pipeline.id):
+        if stage.name == pipeline.current_stage:
+            return stage
+    return None
+
+
+def start_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str) -> dict:
+    pipeline = _transition(uow, actor, pipeline_id, "start")
+    first = stages_of(uow, pipeline.id)[0]
+    fire(STAGE, first, "enter")
+    first.started_at = pipeline.started_at = uow.now()
+    pipeline.current_stage = first.name
+    return _done(uow, pipeline)
+
+
+def pause_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str) -> dict:
+    return _done(uow, _transition(uow, actor, pipeline_id, "pause"))
+
+
+def resume_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str) -> dict:
+    return _done(uow, _transition(uow, actor, pipeline_id, "resume"))
+
+
+def cancel_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str, reason: str | None = None) -> dict:
+    pipeline = _transition(uow, actor, pipeline_id, "cancel", reason)
+    pipeline.finished_at = uow.now()
+    pipeline.reason = reason
+    return _done(uow, pipeline)
+
+
+def fail_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str, reason: str) -> dict:
+    if not (reason or "").strip():
+        raise InvalidInput("fail needs a --reason")
+    pipeline = _transition(uow, actor, pipeline_id, "fail", reason)
+    _fail_current_stage(uow, pipeline, reason)
+    return _done(uow, pipeline)
+
+
+def _fail_current_stage(uow: UnitOfWork, pipeline: Pipeline, reason: str) -> None:
+    stage = _current_stage(uow, pipeline)
+    if stage is not None and stage.status == "running":
+        fire(STAGE, stage, "fail")
+        stage.finished_at = uow.now()
+    pipeline.reason = reason
+
+
+def retry_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str) -> dict:
+    pipeline = _transition(uow, actor, pipeline_id, "retry")
+    stage = _current_stage(uow, pipeline)
+    if stage is not None and stage.status == "failed":
+        fire(STAGE, stage, "retry")
+        stage.finished_at = None
+    for gate in gates_of(uow, pipeline.id):
+        if gate.status == "rejected":
+            reopen_gate(uow, actor, gate, "retry")
+    pipeline.reason = None
+    return _done(uow, pipeline)
+
+
+def complete_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str) -> dict:
+    pipeline = uow.get_pipeline(pipeline_id, lock=True)
+    require_status(pipeline, ("running",), "complete")
+    require_gates_approved(gates_of(uow, pipeline.id))
+    now = uow.now()
+    current = _current_stage(uow, pipeline)
+    for stage in stages_of(uow, pipeline.id):
+        if stage is current or stage.name == pipeline.current_stage:
+            fire(STAGE, stage, "complete")
+            stage.finished_at = now
+        elif current is not None and stage.position > current.position and stage.status == "pending":
+            fire(STAGE, stage, "skip")
+    pipeline = _transition(uow, actor, pipeline_id, "complete")
+    pipeline.finished_at = now
+    return _done(uow, pipeline)
+
+
+def advance_stage(uow: UnitOfWork, actor: Actor, pipeline_id: str, stage: str, reason: str | None = None) -> dict:
+    pipeline = uow.get_pipeline(pipeline_id, lock=True)
+    target = template_stage(uow, pipeline, stage)
+    require_status(pipeline, ("running",), "change the stage of")
+    moved = move_stage(uow, actor, pipeline, target, reason)
+    view = pipeline_view(pipeline) | {"changed": moved}
+    uow.commit()
+    return view
+
+
+def _done(uow: UnitOfWork, pipeline: Pipeline) -> dict:
+    view = pipeline_view(pipeline)
+    uow.commit()
+    return view

@@ -1,0 +1,107 @@
+"""Read-only use cases: show, list, export, stats, audit."""
+
+from __future__ import annotations
+
+from sqlalchemy import func
+from sqlmodel import select
+
+from core.catalogue import DEPLOY_STATUSES, DEPLOY_STRATEGIES, PIPELINE_STATUSES, check_choice
+from core.errors import InvalidInput
+from core.models import Approval, Artifact, AuditEvent, Deploy, MonitorEvent, Pipeline
+from core.services.artifacts import list_artifacts
+from core.services.common import gates_of, stages_of
+from core.uow import Actor, UnitOfWork
+from core.views import (
+    artifact_view,
+    audit_view,
+    deploy_view,
+    gate_view,
+    monitor_event_view,
+    pipeline_view,
+    stage_view,
+)
+
+
+def _gates_with_decisions(uow: UnitOfWork, pipeline_id: str) -> list[dict]:
+    approvals = list(uow.session.exec(
+        select(Approval).where(Approval.pipeline_id == pipeline_id).order_by(Approval.seq)
+    ))
+    return [gate_view(g, [a for a in approvals if a.gate_id == g.id]) for g in gates_of(uow, pipeline_id)]
+
+
+def show_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str) -> dict:
+    pipeline = uow.get_pipeline(pipeline_id)
+    deploys = uow.session.exec(
+        select(Deploy).where(Deploy.pipeline_id == pipeline_id).order_by(Deploy.seq.desc()).limit(5)
+    )
+    return pipeline_view(pipeline) | {
+        "stages": [stage_view(s) for s in stages_of(uow, pipeline_id)],
+        "gates": _gates_with_decisions(uow, pipeline_id),
+        "artifacts": list_artifacts(uow, actor, pipeline_id),
+        "recent_deploys": [deploy_view(d) for d in deploys],
+    }
+
+
+def list_pipelines(
+    uow: UnitOfWork, actor: Actor, status: str | None = None, template: str | None = None, limit: int = 20,
+) -> list[dict]:
+    if limit < 1 or limit > 1000:
+        raise InvalidInput(f"--limit must be between 1 and 1000, got {limit}")
+    stmt = select(Pipeline)
+    if status:
+        stmt = stmt.where(Pipeline.status == check_choice("status", status, PIPELINE_STATUSES))
+    if template:
+        stmt = stmt.where(Pipeline.template == check_choice("template", template, sorted(uow.settings.templates)))
+    rows = uow.session.exec(stmt.order_by(Pipeline.seq.desc()).limit(limit))
+    return [pipeline_view(p) for p in rows]
+
+
+def export_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str, format: str = "json") -> dict | str:
+    check_choice("format", format, ("json", "markdown"))
+    pipeline = uow.get_pipeline(pipeline_id)
+
+    def rows(model, order):
+        return uow.session.exec(select(model).where(model.pipeline_id == pipeline_id).order_by(order))
+
+    data = pipeline_view(pipeline) | {
+        "stages": [stage_view(s) for s in stages_of(uow, pipeline_id)],
+        "gates": _gates_with_decisions(uow, pipeline_id),
+        "artifacts": [artifact_view(a) for a in rows(Artifact, Artifact.seq)],
+        "deploys": [deploy_view(d) for d in rows(Deploy, Deploy.seq)],
+        "monitor_events": [monitor_event_view(e) for e in rows(MonitorEvent, MonitorEvent.seq)],
+        "audit": [audit_view(e) for e in rows(AuditEvent, AuditEvent.seq)],
+    }
+    if format == "markdown":
+        from core.markdown import pipeline_markdown
+
+        return pipeline_markdown(data)
+    return data
+
+
+def audit_log(uow: UnitOfWork, actor: Actor, pipeline_id: str, limit: int = 50) -> list[dict]:
+    uow.get_pipeline(pipeline_id)
+    stmt = select(AuditEvent).where(AuditEvent.pipeline_id == pipeline_id).order_by(AuditEvent.seq.desc())
+    return [audit_view(e) for e in uow.session.exec(stmt.limit(max(1, limit)))]
+
+
+def _counts(uow: UnitOfWork, column, keys=()) -> dict:
+    found = dict(uow.session.exec(select(column, func.count()).group_by(column)).all())
+    return {k: found.get(k, 0) for k in keys} | {k: v for k, v in found.items() if k not in keys}
+
+
+def pipeline_stats(uow: UnitOfWork, actor: Actor) -> dict:
+    return {
+        "pipelines": {
+            "total": uow.session.exec(select(func.count()).select_from(Pipeline)).one(),
+            "by_status": _counts(uow, Pipeline.status, PIPELINE_STATUSES),
+            "by_template": _counts(uow, Pipeline.template, sorted(uow.settings.templates)),
+        },
+        "deploys": {
+            "total": uow.session.exec(select(func.count()).select_from(Deploy)).one(),
+            "by_strategy": _counts(uow, Deploy.strategy, list(DEPLOY_STRATEGIES)),
+            "by_status": _counts(uow, Deploy.status, DEPLOY_STATUSES),
+        },
+        "gate_decisions": _counts(uow, Approval.decision, ("approved", "rejected")),
+        "artifacts": uow.session.exec(select(func.count()).select_from(Artifact)).one(),
+        "monitor_events": uow.session.exec(select(func.count()).select_from(MonitorEvent)).one(),
+    }

@@ -1,0 +1,131 @@
+"""Shared fixtures. Every database test runs on SQLite (a temp file) and, when
+PIPE_TEST_DATABASE_URL is set, on PostgreSQL too — in a schema of its own per test session, so
+concurrent runs on one server never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import datetime, timezone
+from urllib.parse import quote
+
+import pytest
+
+from core.actor import Actor
+from core.clock import FixedClock
+from core.config import load_settings
+
+PG_URL = os.environ.get("PIPE_TEST_DATABASE_URL")
+BACKENDS = ["sqlite"] + (["postgres"] if PG_URL else [])
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped at the end of the session."""
+    if not PG_URL:
+        pytest.skip("PIPE_TEST_DATABASE_URL is not set")
+    from sqlalchemy import create_engine, text
+
+    schema = f"t_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{sep}options={quote(f'-csearch_path={schema}')}"
+    from core.db import dispose_engines
+
+    dispose_engines()
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def _truncate_all(url: str) -> None:
+    from sqlalchemy import text
+    from sqlmodel import SQLModel
+
+    from core.db import get_engine
+
+    engine = get_engine(url)
+    names = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables if t.name != "schema_version")
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'pipe.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+        _truncate_all(url)
+        yield url
+
+
+@pytest.fixture
+def env(db_url, tmp_path):
+    """Environment for code that loads settings itself (CLI in-process, subprocesses)."""
+    return {
+        "PIPE_DATABASE_URL": db_url,
+        "PIPE_DATA_DIR": str(tmp_path / "data"),
+        "PIPE_CONFIG": str(tmp_path / "config.toml"),
+        "HOME": str(tmp_path),
+    }
+
+
+@pytest.fixture
+def config_file(env):
+    """Write the TOML config used by `settings`; empty by default."""
+    path = env["PIPE_CONFIG"]
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("")
+
+    def write(text: str) -> str:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        return path
+
+    return write
+
+
+@pytest.fixture
+def settings(env, config_file):
+    return load_settings(env)
+
+
+@pytest.fixture
+def clock():
+    return FixedClock(datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc))
+
+
+@pytest.fixture
+def alice():
+    return Actor("alice", "cli")
+
+
+@pytest.fixture
+def bob():
+    return Actor("bob", "cli")
+
+
+@pytest.fixture
+def run(settings, clock):
+    """Call a use case in its own unit of work: ``run(create_pipeline, actor, name=...)``.
+
+    ``run.settings`` can be replaced (e.g. after writing a config file) with ``run.reload()``.
+    """
+    from core.uow import UnitOfWork
+
+    class Runner:
+        def __init__(self):
+            self.settings = settings
+
+        def __call__(self, fn, actor, *args, **kwargs):
+            with UnitOfWork(self.settings, clock=clock) as uow:
+                return fn(uow, actor, *args, **kwargs)
+
+        def reload(self, env_):
+            self.settings = load_settings(env_)
+
+    return Runner()
