@@ -1,0 +1,40 @@
+# chainpipe — `make demo` runs the seed walkthrough on a fresh SQLite file; `make test` runs the tests.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-sqlite bench bench-smoke lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv || true
+	if test -x $(BIN)/uv; then \
+	  $(BIN)/uv pip install -q -p $(BIN)/python --compile-bytecode -e '.[dev]'; \
+	else \
+	  $(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'; \
+	fi
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
+
+test: install
+	$(BIN)/python -m pytest
+
+test-sqlite: install
+	env -u PIPE_TEST_DATABASE_URL $(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python -m bench.run
+
+bench-smoke: install
+	$(BIN)/python -m bench.run --smoke
+
+lint: install
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) demo .pytest_cache
