@@ -31,7 +31,13 @@ def _baseline(conn: Connection) -> None:
     SQLModel.metadata.create_all(conn)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_baseline]
+def _api_token_actor_header(conn: Connection) -> None:
+    columns = {c["name"] for c in inspect(conn).get_columns("api_tokens")}
+    if "allow_actor_header" not in columns:
+        conn.execute(text("ALTER TABLE api_tokens ADD COLUMN allow_actor_header BOOLEAN NOT NULL DEFAULT FALSE"))
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_baseline, _api_token_actor_header]
 LATEST = len(MIGRATIONS)
 
 _engines: dict[str, Engine] = {}

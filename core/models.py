@@ -242,6 +242,8 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime = _time(nullable=False)
     revoked_at: datetime | None = _time()
     last_used_at: datetime | None = _time()
+    # May the holder name the actor itself (X-Pipe-Actor)? Only for trusted CI tokens.
+    allow_actor_header: bool = False
 
 
 class GovPipeline(SQLModel, table=True):
