@@ -109,6 +109,7 @@ V1_COMMANDS: tuple[Command, ...] = (
         opt("type", "binary, docker-image, report, log, sbom, document", required=True),
         opt("path", "Local file: its sha256 and size are recorded"), opt("uri", "Where it lives"),
         opt("digest", "sha256:<hex> (checked against --path)"), opt("stage", "Stage (default: current)"),
+        opt("size", "Size in bytes, with --digest when the file is not on this machine", type="int"),
     ), group="artifacts"),
     Command("artifacts", "List a pipeline's artifacts", S + "artifacts:list_artifacts", (
         PID, opt("all_versions", "Every version, not only the latest", type="bool", default=False),
@@ -128,6 +129,9 @@ V1_COMMANDS: tuple[Command, ...] = (
     Command("deploy-show", "Show one deploy", S + "deploys:show_deploy", (DID,), kind="read", group="deploys"),
     Command("rollback", "Roll a deploy back (idempotent)", S + "deploys:rollback_deploy",
             (DID, opt("reason", "Why")), group="deploys"),
+    Command("deploy-link", "Link a deploy to its mirror elsewhere (a GitHub Deployment id)",
+            S + "mirror:link_deploy", (DID, opt("external_id", "The external record's id", required=True)),
+            group="deploys"),
     # monitoring
     Command("monitor-record", "Record a metric value (append-only)", S + "monitoring:record_metric", (
         PID, opt("metric", "Metric name, e.g. error_rate", required=True),
