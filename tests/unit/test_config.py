@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import pytest
+
+from core.config import load_settings, redact_url
+from core.errors import ConfigError
+
+
+def _settings(tmp_path, text: str, **env):
+    path = tmp_path / "c.toml"
+    path.write_text(text, encoding="utf-8")
+    return load_settings({"PIPE_CONFIG": str(path), "PIPE_DATA_DIR": str(tmp_path), **env})
+
+
+def test_defaults_put_the_database_in_the_data_dir(tmp_path):
+    s = load_settings({"PIPE_DATA_DIR": str(tmp_path)})
+    assert s.database_url == f"sqlite:///{tmp_path}/pipe.db"
+    assert s.policy("code-review").open_to_anyone and not s.policy("code-review").forbid_self_approval
+
+
+def test_environment_overrides_the_file(tmp_path):
+    s = _settings(tmp_path, 'database_url = "sqlite:///a.db"\n[gates.code-review]\napprovers = ["alice"]\n',
+                  PIPE_DATABASE_URL="sqlite:///b.db", PIPE_GATE_CODE_REVIEW_APPROVERS="carol,dave",
+                  PIPE_GATE_CODE_REVIEW_REQUIRED_APPROVALS="2")
+    assert s.database_url == "sqlite:///b.db"
+    assert s.policy("code-review").approvers == ("carol", "dave")
+    assert s.policy("code-review").required_approvals == 2
+
+
+def test_custom_templates_groups_and_identities_are_loaded(tmp_path):
+    s = _settings(tmp_path, """
+[templates.hotfix]
+stages = ["code", "deploy"]
+gates = { code-review = "code" }
+[groups]
+leads = ["alice"]
+[identities]
+"slack:U1" = "alice"
+""")
+    assert s.templates["hotfix"].stages == ("code", "deploy")
+    assert s.group_members("leads") == ("alice",)
+    assert s.person("slack:U1") == "alice" and s.person("bob") == "bob"
+
+
+@pytest.mark.parametrize("text,problem", [
+    ("[gates.qa]\napprovers=[]", "unknown gate"),
+    ("[gates.code-review]\nrequired_approvals = 0", "positive integer"),
+    ("[gates.code-review]\nforbid_self_approval = 'maybe'", "true or false"),
+    ("[gates.code-review]\nreviewers = []", "unknown key"),
+    ("[templates.feature]\nstages=['code']", "built in"),
+    ("not toml [", "not valid TOML"),
+])
+def test_bad_config_is_one_clear_config_error(tmp_path, text, problem):
+    with pytest.raises(ConfigError, match=problem):
+        _settings(tmp_path, text)
+
+
+def test_an_explicit_config_path_that_does_not_exist_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_settings({"PIPE_CONFIG": str(tmp_path / "missing.toml")})
+
+
+def test_passwords_are_redacted_from_database_urls():
+    assert redact_url("postgresql+psycopg://app:s3cret@db:5432/pipe") == "postgresql+psycopg://app:***@db:5432/pipe"
+    assert redact_url("sqlite:///x.db") == "sqlite:///x.db"
