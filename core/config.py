@@ -8,13 +8,17 @@ See docs/configuration.md for every key.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.catalogue import BUILTIN_TEMPLATES, GATE_KINDS, Template, make_template
 from core.errors import ConfigError
+
+_METRIC_NAME = re.compile(r"^[a-z][a-z0-9_.]*$")
 
 
 def data_dir(env=os.environ) -> Path:
@@ -46,12 +50,24 @@ class GatePolicy:
 
 @dataclass(frozen=True)
 class MetricRule:
-    """Health thresholds for one metric. ``direction`` says which way is better."""
+    """Health thresholds for one metric. ``direction`` says which way is better.
+
+    ``degraded`` / ``unhealthy`` are absolute limits, inclusive; ``tolerance`` is the relative
+    worsening against the baseline allowed before a regression is flagged (0.2 = 20 %);
+    ``baseline_window`` is how many events before the deploy form the baseline (an int), or how
+    far back in time (a duration such as ``"30m"``, ``"2h"``, ``"1d"``; in seconds here).
+    """
 
     direction: str = "lower"
     degraded: float | None = None
     unhealthy: float | None = None
     tolerance: float = 0.2
+    baseline_window: int = 20
+    baseline_seconds: int | None = None
+
+    @property
+    def has_thresholds(self) -> bool:
+        return self.degraded is not None or self.unhealthy is not None
 
     def as_dict(self) -> dict:
         return {
@@ -59,6 +75,8 @@ class MetricRule:
             "degraded": self.degraded,
             "unhealthy": self.unhealthy,
             "tolerance": self.tolerance,
+            "baseline_window": self.baseline_window,
+            "baseline_seconds": self.baseline_seconds,
         }
 
 
@@ -67,6 +85,23 @@ DEFAULT_METRIC_RULES: dict[str, MetricRule] = {
     "latency_ms": MetricRule("lower", degraded=500.0, unhealthy=1000.0, tolerance=0.2),
     "cpu": MetricRule("lower", degraded=80.0, unhealthy=95.0, tolerance=0.25),
 }
+# A duration window is still capped at this many events, so the baseline query stays bounded.
+BASELINE_MAX_EVENTS = 1000
+
+
+@dataclass(frozen=True)
+class AutoRollback:
+    """Which deploys an ``unhealthy`` verdict rolls back: every one, or those of some targets / templates."""
+
+    all: bool = False
+    targets: tuple[str, ...] = ()
+    templates: tuple[str, ...] = ()
+
+    def applies(self, target: str, template: str) -> bool:
+        return self.all or target in self.targets or template in self.templates
+
+    def as_dict(self) -> dict:
+        return {"all": self.all, "targets": list(self.targets), "templates": list(self.templates)}
 
 
 @dataclass(frozen=True)
@@ -79,6 +114,7 @@ class Settings:
     identities: dict[str, str] = field(default_factory=dict)
     metric_rules: dict[str, MetricRule] = field(default_factory=lambda: dict(DEFAULT_METRIC_RULES))
     raw: dict = field(default_factory=dict)
+    auto_rollback: AutoRollback = field(default_factory=AutoRollback)
 
     def policy(self, gate: str) -> GatePolicy:
         return self.gate_policies.get(gate, GatePolicy())
@@ -99,6 +135,7 @@ class Settings:
             "groups": {g: list(m) for g, m in self.groups.items()},
             "identities": dict(self.identities),
             "metric_rules": {m: r.as_dict() for m, r in self.metric_rules.items()},
+            "auto_rollback": self.auto_rollback.as_dict(),
         }
 
 
@@ -171,24 +208,97 @@ def _gate_policy(gate: str, raw: dict, env) -> GatePolicy:
     )
 
 
+RULE_KEYS = ("direction", "degraded", "unhealthy", "tolerance", "baseline_window")
+MONITOR_KEYS = ("rules", "auto_rollback", "baseline_window")
+_DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _number(value, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{where} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _baseline_window(value, where: str) -> tuple[int, int | None]:
+    """``20`` → the 20 events before the deploy; ``"2h"`` → events of the 2 hours before it."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 1 <= value <= BASELINE_MAX_EVENTS:
+            raise ConfigError(f"{where} must be 1..{BASELINE_MAX_EVENTS} events, got {value!r}")
+        return value, None
+    match = _DURATION.match(value.strip().lower()) if isinstance(value, str) else None
+    if not match or int(match.group(1)) < 1:
+        raise ConfigError(f"{where} must be a number of events or a duration like \"30m\", got {value!r}")
+    return BASELINE_MAX_EVENTS, int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _metric_rule(metric: str, spec, base: MetricRule, default_window) -> MetricRule:
+    where = f"monitor.rules.{metric}"
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = sorted(set(spec) - set(RULE_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]}; allowed: {', '.join(RULE_KEYS)}")
+    direction = spec.get("direction", base.direction)
+    if direction not in ("lower", "higher"):
+        raise ConfigError(f"{where}.direction must be lower or higher, got {direction!r}")
+    tolerance = _number(spec.get("tolerance", base.tolerance), f"{where}.tolerance")
+    if tolerance < 0:
+        raise ConfigError(f"{where}.tolerance must be a number ≥ 0, got {spec.get('tolerance')!r}")
+    limits = {}
+    for k in ("degraded", "unhealthy"):
+        v = spec.get(k, getattr(base, k))
+        limits[k] = None if v is None else _number(v, f"{where}.{k}")
+    d, u = limits["degraded"], limits["unhealthy"]
+    if d is not None and u is not None and (d > u if direction == "lower" else d < u):
+        better = "below" if direction == "lower" else "above"
+        raise ConfigError(f"{where}: degraded ({d}) must be {better} unhealthy ({u}) when {direction} is better")
+    if "baseline_window" in spec:
+        window, seconds = _baseline_window(spec["baseline_window"], f"{where}.baseline_window")
+    elif default_window is not None:
+        window, seconds = default_window
+    else:
+        window, seconds = base.baseline_window, base.baseline_seconds
+    return MetricRule(direction, d, u, tolerance, window, seconds)
+
+
 def _metric_rules(raw: dict) -> dict[str, MetricRule]:
-    rules = dict(DEFAULT_METRIC_RULES)
-    for metric, spec in raw.items():
-        if not isinstance(spec, dict):
-            raise ConfigError(f"monitor.rules.{metric} must be a table")
-        base = rules.get(metric, MetricRule())
-        direction = spec.get("direction", base.direction)
-        if direction not in ("lower", "higher"):
-            raise ConfigError(f"monitor.rules.{metric}.direction must be lower or higher, got {direction!r}")
-        tolerance = spec.get("tolerance", base.tolerance)
-        if not isinstance(tolerance, (int, float)) or tolerance < 0:
-            raise ConfigError(f"monitor.rules.{metric}.tolerance must be a number ≥ 0, got {tolerance!r}")
-        limits = {k: spec.get(k, getattr(base, k)) for k in ("degraded", "unhealthy")}
-        for k, v in limits.items():
-            if v is not None and not isinstance(v, (int, float)):
-                raise ConfigError(f"monitor.rules.{metric}.{k} must be a number, got {v!r}")
-        rules[metric] = MetricRule(direction, limits["degraded"], limits["unhealthy"], float(tolerance))
+    """``[monitor.rules.<metric>]`` tables over the built-in defaults; ``raw`` is the ``[monitor]`` table."""
+    default_window = None
+    if "baseline_window" in raw:
+        default_window = _baseline_window(raw["baseline_window"], "monitor.baseline_window")
+    specs = raw.get("rules", {})
+    if not isinstance(specs, dict):
+        raise ConfigError("monitor.rules must be a table of [monitor.rules.<metric>] tables")
+    rules = {m: _metric_rule(m, {}, r, default_window) for m, r in DEFAULT_METRIC_RULES.items()}
+    for metric, spec in specs.items():
+        if not _METRIC_NAME.match(metric):
+            raise ConfigError(f"monitor.rules.{metric}: metric names must match [a-z][a-z0-9_.]*")
+        rules[metric] = _metric_rule(metric, spec, rules.get(metric, MetricRule()), default_window)
     return rules
+
+
+def _auto_rollback(raw: dict) -> AutoRollback:
+    value = raw.get("auto_rollback", False)
+    if not isinstance(value, dict):
+        return AutoRollback(all=_bool(value, "monitor.auto_rollback"))
+    unknown = sorted(set(value) - {"all", "targets", "templates"})
+    if unknown:
+        raise ConfigError(f"monitor.auto_rollback: unknown key {unknown[0]}; allowed: all, targets, templates")
+    return AutoRollback(
+        all=_bool(value.get("all", False), "monitor.auto_rollback.all"),
+        targets=_str_tuple(value.get("targets", ()), "monitor.auto_rollback.targets"),
+        templates=_str_tuple(value.get("templates", ()), "monitor.auto_rollback.templates"),
+    )
+
+
+def _monitor(raw) -> tuple[dict[str, MetricRule], AutoRollback]:
+    if not isinstance(raw, dict):
+        raise ConfigError("monitor must be a table")
+    unknown = sorted(set(raw) - set(MONITOR_KEYS))
+    if unknown:
+        raise ConfigError(f"monitor: unknown key {unknown[0]}; allowed: {', '.join(MONITOR_KEYS)}")
+    return _metric_rules(raw), _auto_rollback(raw)
 
 
 def load_settings(env=None) -> Settings:
@@ -209,5 +319,5 @@ def load_settings(env=None) -> Settings:
     policies = {g: _gate_policy(g, gates_raw.get(g, {}), env) for g in GATE_KINDS}
     groups = {g: _str_tuple(m, f"groups.{g}") for g, m in dict(raw.get("groups", {})).items()}
     identities = {str(k): str(v) for k, v in dict(raw.get("identities", {})).items()}
-    rules = _metric_rules(dict(raw.get("monitor", {}).get("rules", {})))
-    return Settings(url, path, templates, policies, groups, identities, rules, raw)
+    rules, auto_rollback = _monitor(raw.get("monitor", {}))
+    return Settings(url, path, templates, policies, groups, identities, rules, raw, auto_rollback)

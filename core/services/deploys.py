@@ -83,7 +83,14 @@ def update_deploy(uow: UnitOfWork, actor: Actor, deploy_id: str, status: str, re
 
 
 def rollback_deploy(uow: UnitOfWork, actor: Actor, deploy_id: str, reason: str | None = None) -> dict:
-    row = uow.get_deploy(deploy_id, lock=True)
+    view = roll_back(uow, actor, uow.get_deploy(deploy_id, lock=True), reason)
+    if view["changed"]:
+        uow.commit()
+    return view
+
+
+def roll_back(uow: UnitOfWork, actor: Actor, row: Deploy, reason: str | None = None) -> dict:
+    """The rollback step inside the caller's unit of work (which holds the pipeline lock); no commit."""
     if row.status == "rolled-back":
         return deploy_view(row) | {"changed": False}
     before, after = fire(DEPLOY, row, "rollback")
@@ -92,9 +99,7 @@ def rollback_deploy(uow: UnitOfWork, actor: Actor, deploy_id: str, reason: str |
     row.rolled_back_by, row.rollback_reason = uow.settings.person(actor.name), reason
     uow.audit(actor, "deploy", row.id, "rollback", pipeline_id=row.pipeline_id, from_state=before, to_state=after,
               reason=reason, data={"target": row.target})
-    view = deploy_view(row) | {"changed": True}
-    uow.commit()
-    return view
+    return deploy_view(row) | {"changed": True}
 
 
 def list_deploys(uow: UnitOfWork, actor: Actor, pipeline_id: str) -> list[dict]:
