@@ -52,7 +52,9 @@ def default_actor() -> str:
 def _typer_param(p: Param) -> tuple[object, object]:
     annotation = _TYPES[p.type]
     if p.positional:
-        return annotation, typer.Argument(..., help=p.help, metavar=p.label, show_default=False)
+        if p.required:
+            return annotation, typer.Argument(..., help=p.help, metavar=p.label, show_default=False)
+        return Optional[annotation], typer.Argument(p.default, help=p.help, metavar=p.label, show_default=False)
     if not p.required and p.default is None:
         annotation = Optional[annotation]
     default = ... if p.required else p.default

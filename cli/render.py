@@ -134,6 +134,43 @@ RENDERERS = {
 }
 
 
+def _gov_pipeline_line(p: dict) -> str:
+    name = f"  ({p['name']})" if p.get("name") else ""
+    return f"{p['id']}  owner {p['owner']}  {p['status']}{name}  touched {p['last_touched_at']}"
+
+
+def _gov_run_line(r: dict) -> str:
+    reason = f"  ({r['reason']})" if r.get("reason") else ""
+    return f"{r['id']}  pipeline {r['pipeline_id']}  {r['status']}{reason}"
+
+
+def _gov_sweep(key: str, line):
+    def render(result: dict) -> list[str]:
+        head = f"{key} {result['count']} as of {result['now']} (threshold {result['threshold_ms']} ms)"
+        return ["\n".join([head] + [line(row) for row in result[key]])]
+    return render
+
+
+def _gov_enums(e: dict) -> list[str]:
+    rows = [[kind, s, ", ".join(f"{t}→{d}" for f, t, d in ((r["from"], r["trigger"], r["to"])
+                                                      for r in e[kind + "_transitions"]) if f == s)]
+            for kind in ("pipeline", "run") for s in e[kind + "_statuses"]]
+    settings = [[k, v["default"], v["help"]] for k, v in e["settings"].items()]
+    return [table(["of", "status", "transitions"], rows), table(["setting", "default", "meaning"], settings)]
+
+
+RENDERERS.update({
+    **{f"{verb}-pipeline-v2": lambda p: [_gov_pipeline_line(p)]
+       for verb in ("register", "activate", "pause", "archive", "touch")},
+    **{f"{verb}-run-v2": lambda r: [_gov_run_line(r)] for verb in ("create", "start", "complete", "fail", "cancel")},
+    **{f"set-{name}-v2": lambda s: [f"{s['setting']}: {s['previous']} → {s['value']}"]
+       for name in ("max-active-pipelines", "max-pending-runs", "pipeline-idle-ms", "run-stuck-ms")},
+    "auto-pause-idle-v2": _gov_sweep("paused", _gov_pipeline_line),
+    "auto-fail-stuck-v2": _gov_sweep("failed", _gov_run_line),
+    "enums-v2": _gov_enums,
+})
+
+
 def human(command: str, result) -> None:
     if isinstance(result, str):
         sys.stdout.write(result if result.endswith("\n") else result + "\n")

@@ -49,8 +49,9 @@ class Command:
         return getattr(import_module(module), attr)
 
 
-def arg(name: str, help: str, metavar: str | None = None) -> Param:
-    return Param(name, help=help, required=True, metavar=metavar or name.upper())
+def arg(name: str, help: str, metavar: str | None = None, *, required: bool = True, default: Any = None) -> Param:
+    """A positional argument; an optional one (``required=False``) must come after the required ones."""
+    return Param(name, help=help, required=required, default=default, metavar=metavar or name.upper())
 
 
 def opt(name: str, help: str, *, required: bool = False, default: Any = None, type: str = "str",
@@ -233,10 +234,14 @@ def usage(command: Command) -> str:
     parts = [command.name]
     for p in command.params:
         if p.positional:
-            parts.append(p.label)
+            parts.append(p.label if p.required else f"[{p.label}]")
         elif p.type == "bool":
             parts.append(f"[{p.label}]")
         else:
             piece = f"{p.label} {p.metavar or p.name.upper()}"
             parts.append(piece if p.required else f"[{piece}]")
     return " ".join(parts)
+
+
+# The V2 governance commands live in their own module, which adds them to COMMANDS when imported.
+import core.grammar_v2  # noqa: E402,F401
