@@ -1,0 +1,73 @@
+"""`/pipe <words>`: the CLI's grammar, parsed by ``core.grammar.parse_args``, run as the Slack user.
+
+Ack strategy: Bolt runs listeners in a worker thread and answers Slack as soon as ``ack()`` is
+called (``process_before_response=False``). Parsing needs no database, so parse errors and help
+are the ack itself; a parsed command is acked empty at once and its result goes to the
+``response_url`` afterwards, however long the work takes.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from slack_bolt import App
+
+from bot import blocks
+from bot.runtime import Runtime, log_crash, slack_actor
+from core.errors import InvalidInput, PipeError
+from core.grammar import Command, get_command, parse_args
+
+JSON_FLAG = "--json"
+
+
+@dataclass(frozen=True)
+class Parsed:
+    command: Command | None = None
+    values: dict | None = None
+    json_out: bool = False
+    help: str | None = None
+
+
+def parse_slash(text: str) -> Parsed:
+    """Turn the text after ``/pipe`` into a command and its values, exactly as the CLI would."""
+    try:
+        words = shlex.split(text or "")
+    except ValueError as exc:
+        raise InvalidInput(f"can't read that command line: {exc}") from None
+    if not words or words[0] in ("help", "--help", "-h"):
+        return Parsed(help=blocks.help_text(words[1] if len(words) > 1 else None))
+    if any(w == "--as" or w.startswith("--as=") for w in words[1:]):
+        raise InvalidInput("--as is not available in Slack: you always act as yourself")
+    command = get_command(words[0])
+    if "--help" in words[1:] or "-h" in words[1:]:
+        return Parsed(help=blocks.help_text(command.name))
+    values = parse_args(command, words[1:], reserved=(JSON_FLAG,))
+    json_out = bool(values.pop(JSON_FLAG, False))
+    return Parsed(command, values, json_out)
+
+
+def reply_for(command: Command, result, json_out: bool) -> str:
+    return blocks.json_reply(result) if json_out else blocks.summary(command.name, result)
+
+
+def register(app: App, runtime: Runtime) -> None:
+    @app.command("/pipe")
+    def pipe_command(ack, body, respond):
+        try:
+            parsed = parse_slash(body.get("text", ""))
+        except PipeError as exc:
+            ack(response_type="ephemeral", text=blocks.error_text(exc.message))
+            return
+        if parsed.help is not None:
+            ack(response_type="ephemeral", text=parsed.help)
+            return
+        ack()
+        try:
+            result = runtime.run(parsed.command, parsed.values, slack_actor(body["user_id"]))
+            text = reply_for(parsed.command, result, parsed.json_out)
+        except PipeError as exc:
+            text = blocks.error_text(exc.message)
+        except Exception as exc:  # noqa: BLE001 - the one place a /pipe crash becomes a short line
+            text = blocks.error_text(f"internal error (reference {log_crash(exc, '/pipe ' + parsed.command.name)})")
+        respond(response_type="ephemeral", text=text)

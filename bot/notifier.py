@@ -1,0 +1,194 @@
+"""The outbox drainer: turns audit events (written by any process: CLI, Action, API, Slack) into
+Slack posts and updates, at least once, each event once per consumer.
+
+- gates: when a pipeline reaches a gated stage (``start``, ``stage``, ``retry``, ``resume``) the
+  gate message is posted and its channel/ts stored on the gate; every later gate or pipeline event
+  updates it (``chat.update``) from the gate's current state, so stale buttons disappear;
+- deploys recorded, finished or rolled back, and unhealthy verdicts, are posted to the channel.
+
+On PostgreSQL one replica at a time drains (a session advisory lock), so events of one gate are
+handled in order; claims (``core.services.notifications``) keep delivery to once per event even
+without it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import timedelta
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from sqlalchemy import text
+
+from bot import blocks
+from core.clock import parse_iso, utcnow
+from core.config import Settings
+from core.services import notifications as outbox
+from core.uow import UnitOfWork
+
+log = logging.getLogger("chainpipe.notifier")
+CONSUMER = "slack"
+LEADER_LOCK = 7312027
+POST_ACTIONS = ("start", "stage", "retry", "resume")
+DEPLOY_FINISHED = ("succeeded", "failed", "rolled-back")
+
+
+class Notifier:
+    def __init__(self, settings: Settings, client: WebClient, channel: str, *, lease: float = 30.0,
+                 max_age_hours: float = 24.0, batch: int = 50, poll_interval: float = 1.0):
+        self.settings, self.client, self.channel = settings, client, channel
+        self.lease, self.max_age, self.batch = lease, timedelta(hours=max_age_hours), batch
+        self.poll_interval = poll_interval
+        self._floor: int | None = None  # None: scan the whole log once (start-up)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._leader = None
+        self._thread: threading.Thread | None = None
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="pipe-notifier", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._release_leader()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                while self.drain_once() >= self.batch and not self._stop.is_set():
+                    pass
+            except Exception:  # noqa: BLE001 - keep draining; the next poll retries
+                log.exception("outbox drain failed")
+            self._wake.wait(self.poll_interval)
+            self._wake.clear()
+
+    def drain_once(self) -> int:
+        """Claim and deliver one batch; returns how many events were handled."""
+        if not self._is_leader():
+            return 0
+        with UnitOfWork(self.settings) as uow:
+            after = 0 if self._floor is None else self._floor
+            events = outbox.claim_events(uow, CONSUMER, after=after, limit=self.batch, lease_seconds=self.lease)
+        for event in events:
+            outcome = self._deliver_safely(event)
+            with UnitOfWork(self.settings) as uow:
+                outbox.finish_delivery(uow, CONSUMER, event["seq"], outcome, attempt=event["attempt"])
+        with UnitOfWork(self.settings, write=False) as uow:
+            self._floor = max(0, outbox.high_water(uow, CONSUMER) - outbox.LOOKBACK)
+        return len(events)
+
+    # --- one replica drains at a time (PostgreSQL) ----------------------------------------------
+
+    def _is_leader(self) -> bool:
+        with UnitOfWork(self.settings, write=False) as uow:
+            if uow.dialect != "postgresql":
+                return True
+            engine = uow.engine
+        if self._leader is not None:
+            try:
+                self._leader.execute(text("SELECT 1"))
+                self._leader.commit()
+                return True
+            except Exception:  # noqa: BLE001 - the connection dropped, and the lock with it
+                self._release_leader()
+        conn = engine.connect()
+        got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK}).scalar()
+        conn.commit()
+        if got:
+            self._leader = conn
+        else:
+            conn.close()
+        return bool(got)
+
+    def _release_leader(self) -> None:
+        if self._leader is not None:
+            try:
+                self._leader.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LEADER_LOCK})
+                self._leader.commit()
+                self._leader.close()
+            except Exception:  # noqa: BLE001
+                pass
+            self._leader = None
+
+    # --- delivery -------------------------------------------------------------------------------
+
+    def _deliver_safely(self, event: dict) -> str:
+        try:
+            return self.deliver(event)
+        except SlackApiError as exc:
+            return f"slack error: {exc.response.get('error', 'unknown')}"
+        except (SlackClientError, OSError) as exc:
+            return f"slack unreachable: {exc.__class__.__name__}"
+        except Exception as exc:  # noqa: BLE001
+            log.exception("delivering audit event %s failed", event["seq"])
+            return f"error: {exc.__class__.__name__}"
+
+    def deliver(self, event: dict) -> str:
+        if utcnow() - parse_iso(event["at"]) > self.max_age:
+            return "skipped: older than the outbox max age"
+        entity, action = event["entity"], event["action"]
+        if entity == "gate" and event.get("pipeline_id"):
+            return self._sync_gates(event["pipeline_id"], only=event["entity_id"], may_post=action == "reopen")
+        if entity == "pipeline" and event.get("pipeline_id"):
+            return self._sync_gates(event["pipeline_id"], may_post=action in POST_ACTIONS)
+        if entity == "deploy" and (action in ("record", "rollback") or event.get("to") in DEPLOY_FINISHED):
+            return self._post(*blocks.deploy_notice(event, self._deploy(event["entity_id"])))
+        if self._is_alert(event):
+            return self._post(*blocks.alert_notice(event))
+        return "skipped: nothing to say"
+
+    @staticmethod
+    def _is_alert(event: dict) -> bool:
+        data = event.get("data") or {}
+        if event["action"] in ("unhealthy", "rollback"):
+            return True
+        return event["entity"] == "verdict" and "unhealthy" in (event.get("to"), data.get("verdict"))
+
+    def _deploy(self, deploy_id: str) -> dict | None:
+        from core.services.deploys import show_deploy
+
+        try:
+            with UnitOfWork(self.settings, write=False) as uow:
+                return show_deploy(uow, None, deploy_id)
+        except Exception:  # noqa: BLE001 - the notice still goes out with what the event says
+            return None
+
+    def _post(self, text_: str, blocks_: list[dict]) -> str:
+        resp = self.client.chat_postMessage(channel=self.channel, text=text_, blocks=blocks_)
+        return f"ok: posted {resp.get('ts')}"
+
+    def _sync_gates(self, pipeline_id: str, *, only: str | None = None, may_post: bool = False) -> str:
+        with UnitOfWork(self.settings, write=False) as uow:
+            gates = outbox.pipeline_gates(uow, pipeline_id)
+            notices = {g["id"]: outbox.gate_notice(uow, g["id"]) for g in gates if only in (None, g["id"])}
+        done = []
+        for gate_id, notice in notices.items():
+            text_, blocks_ = blocks.gate_message(notice)
+            where = notice["message"]
+            if where["ts"]:
+                self.client.chat_update(channel=where["channel"], ts=where["ts"], text=text_, blocks=blocks_)
+                done.append(f"updated {gate_id}")
+            elif may_post and notice["open"]:
+                resp = self.client.chat_postMessage(channel=self.channel, text=text_, blocks=blocks_)
+                with UnitOfWork(self.settings) as uow:
+                    outbox.record_gate_message(uow, gate_id, resp["channel"], resp["ts"])
+                done.append(f"posted {gate_id}")
+        return "ok: " + ", ".join(done) if done else "skipped: no gate message to post or update"
+
+
+def wait_until_idle(notifier: Notifier, timeout: float = 10.0) -> None:
+    """Drain until nothing is left (tests and one-shot use)."""
+    deadline = time.monotonic() + timeout
+    while notifier.drain_once() and time.monotonic() < deadline:
+        pass

@@ -1,0 +1,162 @@
+"""What the server tells the outside world, read from the audit log (the outbox).
+
+The notifier claims audit events for a consumer (e.g. ``slack``) by inserting an ``OutboxDelivery``
+row per event — unique on (consumer, audit_seq), so two replicas never claim the same event — then
+delivers them and records the outcome. A claim that is never finished (the process died between
+claim and post) goes stale after a lease and is claimed again: delivery is at least once, and with
+a live claimant exactly once.
+
+``OutboxDelivery.result`` is ``claimed`` → ``ok`` | ``skipped`` | ``retry <n>: <error>`` → … →
+``failed: <error>``; ``delivered_at`` is the time of the row's last change.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from sqlalchemy import and_, func, or_, text
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from core.models import Artifact, AuditEvent, Gate, OutboxDelivery
+from core.services.common import gates_of
+from core.uow import UnitOfWork
+from core.views import artifact_view, audit_view, gate_view, pipeline_view
+
+MAX_ATTEMPTS = 5
+# Events committed out of seq order (PostgreSQL sequences) can appear below the highest delivered
+# seq; scanning this far back catches them without scanning the whole log on every poll.
+LOOKBACK = 1000
+
+
+def _claimable(consumer: str, stale_before):
+    return or_(
+        OutboxDelivery.seq.is_(None),
+        and_(
+            or_(OutboxDelivery.result == "claimed", OutboxDelivery.result.like("retry %")),
+            OutboxDelivery.delivered_at < stale_before,
+        ),
+    )
+
+
+def high_water(uow: UnitOfWork, consumer: str) -> int:
+    stmt = select(func.max(OutboxDelivery.audit_seq)).where(OutboxDelivery.consumer == consumer)
+    return uow.session.exec(stmt).one() or 0
+
+
+def claim_events(uow: UnitOfWork, consumer: str, *, after: int = 0, limit: int = 50, lease_seconds: float = 30.0):
+    """Claim up to ``limit`` undelivered events with seq > ``after``; returns them as audit views."""
+    now = uow.now()
+    stale_before = now - timedelta(seconds=lease_seconds)
+    join = and_(OutboxDelivery.consumer == consumer, OutboxDelivery.audit_seq == AuditEvent.seq)
+    stmt = (
+        select(AuditEvent, OutboxDelivery)
+        .join(OutboxDelivery, join, isouter=True)
+        .where(AuditEvent.seq > after, _claimable(consumer, stale_before))
+        .order_by(AuditEvent.seq)
+        .limit(limit)
+    )
+    claimed = []
+    for event, delivery in list(uow.session.exec(stmt)):
+        if delivery is None:
+            ok = _insert_claim(uow, consumer, event.seq, now)
+        else:
+            ok = _reclaim(uow, delivery, stale_before, now)
+        if ok:
+            claimed.append(audit_view(event) | {"attempt": _attempt(delivery)})
+    uow.commit()
+    return claimed
+
+
+def _attempt(delivery: OutboxDelivery | None) -> int:
+    if delivery is None or not (delivery.result or "").startswith("retry "):
+        return 1
+    return int(delivery.result.split()[1].rstrip(":")) + 1
+
+
+def _insert_claim(uow: UnitOfWork, consumer: str, seq: int, now) -> bool:
+    try:
+        with uow.session.begin_nested():
+            uow.session.add(OutboxDelivery(consumer=consumer, audit_seq=seq, delivered_at=now, result="claimed"))
+        return True
+    except IntegrityError:  # another replica claimed it first
+        return False
+
+
+def _reclaim(uow: UnitOfWork, delivery: OutboxDelivery, stale_before, now) -> bool:
+    # A conditional update: of two replicas re-claiming one stale row, only one changes it.
+    result = uow.session.execute(
+        text(
+            "UPDATE outbox_deliveries SET delivered_at = :now, result = 'claimed' "
+            "WHERE seq = :seq AND result = :result AND delivered_at < :stale"
+        ).bindparams(now=_bind_time(uow, now), seq=delivery.seq, result=delivery.result,
+                     stale=_bind_time(uow, stale_before))
+    )
+    return result.rowcount == 1
+
+
+def _bind_time(uow: UnitOfWork, moment):
+    from core.models import UTCDateTime
+
+    return UTCDateTime().process_bind_param(moment, uow.engine.dialect)
+
+
+def finish_delivery(uow: UnitOfWork, consumer: str, audit_seq: int, outcome: str, *, attempt: int = 1) -> str:
+    """Record how delivering one event went: ``ok``, ``skipped …`` or an error (retried later)."""
+    row = uow.session.exec(
+        select(OutboxDelivery).where(OutboxDelivery.consumer == consumer, OutboxDelivery.audit_seq == audit_seq)
+    ).first()
+    if outcome.startswith(("ok", "skipped")):
+        result = outcome
+    elif attempt >= MAX_ATTEMPTS:
+        result = f"failed: {outcome}"
+    else:
+        result = f"retry {attempt}: {outcome}"
+    row.result, row.delivered_at = result[:500], uow.now()
+    uow.commit()
+    return result
+
+
+def delivery_results(uow: UnitOfWork, consumer: str) -> dict[int, str]:
+    rows = uow.session.exec(select(OutboxDelivery).where(OutboxDelivery.consumer == consumer))
+    return {r.audit_seq: r.result for r in rows}
+
+
+# --- gate messages ---------------------------------------------------------------------------
+
+
+def gate_notice(uow: UnitOfWork, gate_id: str) -> dict | None:
+    """Everything a gate message shows: pipeline, gate with its decisions, latest artifacts."""
+    from core.services.gates import _decisions
+
+    gate = uow.session.exec(select(Gate).where(Gate.id == gate_id)).first()
+    if gate is None:
+        return None
+    pipeline = uow.get_pipeline(gate.pipeline_id)
+    latest: dict[str, Artifact] = {}
+    for a in uow.session.exec(select(Artifact).where(Artifact.pipeline_id == pipeline.id).order_by(Artifact.seq)):
+        latest[a.name] = a
+    return {
+        "pipeline": pipeline_view(pipeline),
+        "gate": gate_view(gate, _decisions(uow, gate)),
+        "artifacts": [artifact_view(a) for a in latest.values()],
+        "message": {"channel": gate.message_channel, "ts": gate.message_ts},
+        "open": pipeline.status == "running" and pipeline.current_stage == gate.stage and gate.status == "pending",
+    }
+
+
+def pipeline_gates(uow: UnitOfWork, pipeline_id: str) -> list[dict]:
+    return [gate_view(g) | {"message": {"channel": g.message_channel, "ts": g.message_ts}}
+            for g in gates_of(uow, pipeline_id)]
+
+
+def record_gate_message(uow: UnitOfWork, gate_id: str, channel: str, ts: str) -> None:
+    gate = uow.session.exec(select(Gate).where(Gate.id == gate_id)).first()
+    gate.message_channel, gate.message_ts = channel, ts
+    uow.commit()
+
+
+def event_data(event: dict) -> dict:
+    data = event.get("data")
+    return data if isinstance(data, dict) else json.loads(data or "{}")

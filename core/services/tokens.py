@@ -1,0 +1,103 @@
+"""API tokens: created once (the secret is shown once, only its sha256 is stored), listed, revoked,
+and checked on every API request."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from datetime import timedelta
+
+from sqlmodel import select
+
+from core.clock import iso, new_id
+from core.errors import Conflict, InvalidInput, NotFound
+from core.models import ApiToken
+from core.uow import Actor, UnitOfWork
+
+PREFIX = "cp_"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+# Recording "last used" on every request would turn each read into a write; once a minute is enough.
+LAST_USED_EVERY = timedelta(minutes=1)
+
+
+def hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+def token_view(t: ApiToken) -> dict:
+    return {
+        "id": t.id,
+        "name": t.name,
+        "created_by": t.created_by,
+        "created_at": iso(t.created_at),
+        "revoked_at": iso(t.revoked_at),
+        "last_used_at": iso(t.last_used_at),
+        "allow_actor_header": bool(t.allow_actor_header),
+        "active": t.revoked_at is None,
+    }
+
+
+def _by_name(uow: UnitOfWork, name: str) -> ApiToken | None:
+    return uow.session.exec(select(ApiToken).where(ApiToken.name == name)).first()
+
+
+def create_token(uow: UnitOfWork, actor: Actor, name: str, allow_actor_header: bool = False) -> dict:
+    name = (name or "").strip()
+    if not NAME_RE.match(name):
+        raise InvalidInput(f"a token name is 1-100 letters, digits, '.', '_' or '-', got {name!r}")
+    if _by_name(uow, name) is not None:
+        raise Conflict(f"a token named {name} already exists (revoke it or pick another name)")
+    raw = PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(
+        id=new_id("tok"), name=name, token_hash=hash_token(raw), created_by=uow.settings.person(actor.name),
+        created_at=uow.now(), allow_actor_header=allow_actor_header,
+    )
+    uow.add(row)
+    uow.audit(actor, "token", row.id, "create", data={"name": name, "allow_actor_header": allow_actor_header})
+    view = token_view(row) | {"token": raw}
+    uow.commit()
+    return view
+
+
+def list_tokens(uow: UnitOfWork, actor: Actor) -> list[dict]:
+    return [token_view(t) for t in uow.session.exec(select(ApiToken).order_by(ApiToken.seq))]
+
+
+def revoke_token(uow: UnitOfWork, actor: Actor, name: str) -> dict:
+    row = _by_name(uow, name)
+    if row is None:
+        raise NotFound(f"token not found: {name}")
+    if row.revoked_at is not None:
+        return token_view(row) | {"changed": False}
+    row.revoked_at = uow.now()
+    uow.audit(actor, "token", row.id, "revoke", data={"name": name})
+    view = token_view(row) | {"changed": True}
+    uow.commit()
+    return view
+
+
+def find_token(uow: UnitOfWork, raw: str) -> dict | None:
+    """The active token whose secret is ``raw``, or None (unknown, malformed or revoked)."""
+    if not raw or not raw.startswith(PREFIX) or len(raw) > 200:
+        return None
+    row = uow.session.exec(select(ApiToken).where(ApiToken.token_hash == hash_token(raw))).first()
+    if row is None or row.revoked_at is not None:
+        return None
+    return token_view(row)
+
+
+def touch_token(uow: UnitOfWork, name: str) -> None:
+    """Record that a token was used, at most once per LAST_USED_EVERY."""
+    row = _by_name(uow, name)
+    now = uow.now()
+    if row is not None and (row.last_used_at is None or now - row.last_used_at >= LAST_USED_EVERY):
+        row.last_used_at = now
+        uow.commit()
+
+
+def needs_touch(token: dict, now) -> bool:
+    from core.clock import parse_iso
+
+    last = token.get("last_used_at")
+    return last is None or now - parse_iso(last) >= LAST_USED_EVERY
