@@ -1,22 +1,43 @@
-"""Monitoring events are append-only: recorded, listed, judged; never edited or deleted."""
+"""Monitoring events are append-only: recorded, listed, judged; never edited or deleted.
+
+Judging a metric (docs/monitoring.md has the user-facing version):
+  verdict     the latest value of the deploy against the rule's absolute thresholds (inclusive):
+              ``unhealthy`` / ``degraded`` / ``healthy``; ``unknown`` without thresholds or events.
+  baseline    the mean of the same metric's events on the pipeline recorded before the deploy (the
+              rule's ``baseline_window``); when there are none, the window of the previous deploy to
+              the same target that did not fail or roll back.
+  regression  the latest value is worse than the baseline by more than the rule's ``tolerance``.
+Every reading uses the (deploy_id, metric, seq) / (pipeline_id, metric, seq) indexes with a LIMIT,
+so the cost does not grow with the number of stored events.
+"""
 
 from __future__ import annotations
 
+import json
 import math
 import re
+from datetime import timedelta
 
-from sqlalchemy import func
+from sqlalchemy import text
 from sqlmodel import select
 
-from core.clock import new_id
+from core.clock import iso, new_id
 from core.config import MetricRule
 from core.errors import InvalidInput, NotFound
-from core.models import Deploy, MonitorEvent
+from core.models import Deploy, MonitorEvent, Pipeline, VerdictEvent
+from core.services.deploys import roll_back
 from core.uow import Actor, UnitOfWork
 from core.views import monitor_event_view
 
 METRIC_RE = re.compile(r"^[a-z][a-z0-9_.]*$")
 VERDICT_RANK = {"unknown": 0, "healthy": 1, "degraded": 2, "unhealthy": 3}
+SPARKS = "▁▂▃▄▅▆▇█"
+TREND_POINTS = 10
+EVIDENCE_MAX = 20
+# Deploys whose metrics may serve as the next deploy's baseline, and how many to look back over.
+BASELINE_DEPLOY_STATUSES = ("in-progress", "succeeded")
+BASELINE_DEPLOY_LOOKBACK = 5
+ROLLBACK_FROM = ("in-progress", "succeeded")
 
 
 def parse_value(value) -> float:
@@ -35,10 +56,186 @@ def check_metric(metric: str) -> str:
     return metric
 
 
+# ---- pure verdict math ---------------------------------------------------------------------------
+
+def _num(value: float) -> str:
+    return f"{value:g}"
+
+
+def judge(rule: MetricRule | None, value: float) -> str:
+    """Health verdict of one value against absolute thresholds (inclusive)."""
+    if rule is None or not rule.has_thresholds:
+        return "unknown"
+    worse = (lambda v, t: v >= t) if rule.direction == "lower" else (lambda v, t: v <= t)
+    if rule.unhealthy is not None and worse(value, rule.unhealthy):
+        return "unhealthy"
+    if rule.degraded is not None and worse(value, rule.degraded):
+        return "degraded"
+    return "healthy"
+
+
+def verdict_reason(rule: MetricRule | None, value: float | None, verdict: str) -> str:
+    if value is None:
+        return "no event for this deploy yet"
+    if rule is None or not rule.has_thresholds:
+        return "no thresholds configured for this metric"
+    better = f"{rule.direction} is better"
+    at, below = (("≥", "<") if rule.direction == "lower" else ("≤", ">"))
+    if verdict in ("unhealthy", "degraded"):
+        return f"{_num(value)} {at} {verdict} threshold {_num(getattr(rule, verdict))} ({better})"
+    limit = rule.degraded if rule.degraded is not None else rule.unhealthy
+    name = "degraded" if rule.degraded is not None else "unhealthy"
+    return f"{_num(value)} {below} {name} threshold {_num(limit)} ({better})"
+
+
+def change(latest: float | None, baseline: float | None) -> dict:
+    """Absolute and relative change of the latest value against the baseline (relative: None at 0)."""
+    if latest is None or baseline is None:
+        return {"absolute": None, "relative": None}
+    diff = latest - baseline
+    return {"absolute": diff, "relative": diff / abs(baseline) if baseline else None}
+
+
+def regression(rule: MetricRule | None, latest: float | None, baseline: float | None) -> tuple[bool, str]:
+    """Is ``latest`` worse than ``baseline`` by more than the rule's tolerance? With the reason."""
+    if rule is None:
+        return False, "no rule for this metric, so no direction to compare in"
+    if latest is None:
+        return False, "no event for this deploy yet"
+    if baseline is None:
+        return False, "no baseline: no events before the deploy nor from a previous deploy to the target"
+    worse_by = (latest - baseline) if rule.direction == "lower" else (baseline - latest)
+    allowed = rule.tolerance * abs(baseline)
+    tol = f"tolerance {rule.tolerance:.0%}"
+    if worse_by > allowed:
+        how = f"{worse_by / abs(baseline):.0%} worse" if baseline else f"worse by {_num(worse_by)}"
+        return True, f"{_num(latest)} is {how} than the baseline {_num(baseline)} ({tol})"
+    if worse_by <= 0:
+        return False, f"{_num(latest)} is no worse than the baseline {_num(baseline)} ({tol})"
+    return False, f"{_num(latest)} is within {tol} of the baseline {_num(baseline)}"
+
+
+def sparkline(values: list[float]) -> str:
+    """``[1, 2, 3, 9]`` → ``▁▂▃█``; a flat series is a flat low line."""
+    if not values:
+        return ""
+    lo, hi = min(values), max(values)
+    if hi == lo:
+        return SPARKS[0] * len(values)
+    top = len(SPARKS) - 1
+    return "".join(SPARKS[round((v - lo) / (hi - lo) * top)] for v in values)
+
+
+def worst(verdicts) -> str:
+    return max(verdicts, key=VERDICT_RANK.__getitem__, default="unknown")
+
+
+# ---- reading the events ----------------------------------------------------------------------------
+
 def latest_deploy(uow: UnitOfWork, pipeline_id: str) -> Deploy | None:
     stmt = select(Deploy).where(Deploy.pipeline_id == pipeline_id).order_by(Deploy.seq.desc()).limit(1)
     return uow.session.exec(stmt).first()
 
+
+_METRICS_SQL = text("""
+WITH RECURSIVE m(metric) AS (
+  SELECT MIN(metric) FROM monitor_events WHERE pipeline_id = :p
+  UNION ALL
+  SELECT (SELECT MIN(e.metric) FROM monitor_events e WHERE e.pipeline_id = :p AND e.metric > m.metric)
+  FROM m WHERE m.metric IS NOT NULL
+)
+SELECT metric FROM m WHERE metric IS NOT NULL
+""")
+
+
+def metrics_of(uow: UnitOfWork, pipeline_id: str) -> list[str]:
+    """The pipeline's distinct metric names: one index seek per name, not a scan of its events."""
+    return [r[0] for r in uow.session.execute(_METRICS_SQL, {"p": pipeline_id})]
+
+
+def _last(uow: UnitOfWork, where, limit: int) -> list[MonitorEvent]:
+    stmt = select(MonitorEvent).where(*where).order_by(MonitorEvent.seq.desc()).limit(limit)
+    return list(uow.session.exec(stmt))
+
+
+def _window(rule: MetricRule, rows: list[MonitorEvent]) -> list[MonitorEvent]:
+    """Rows are newest first; a duration window keeps those within it of the newest."""
+    if rule.baseline_seconds and rows:
+        since = rows[0].recorded_at - timedelta(seconds=rule.baseline_seconds)
+        rows = [r for r in rows if r.recorded_at >= since]
+    return rows
+
+
+def find_baseline(uow: UnitOfWork, dep: Deploy, metric: str, rule: MetricRule, first_seq: int | None) -> dict | None:
+    """The events the deploy is compared with, newest first, and where they came from."""
+    where = [MonitorEvent.pipeline_id == dep.pipeline_id, MonitorEvent.metric == metric,
+             MonitorEvent.recorded_at <= dep.created_at]
+    if first_seq is not None:
+        where.append(MonitorEvent.seq < first_seq)
+    rows = _window(rule, _last(uow, where, rule.baseline_window))
+    if rows:
+        return {"source": "pipeline", "deploy_id": None, "rows": rows}
+    earlier = uow.session.exec(
+        select(Deploy).where(Deploy.target == dep.target, Deploy.created_at <= dep.created_at,
+                             Deploy.seq < dep.seq, Deploy.status.in_(BASELINE_DEPLOY_STATUSES))
+        .order_by(Deploy.created_at.desc(), Deploy.seq.desc()).limit(BASELINE_DEPLOY_LOOKBACK)
+    )
+    for prev in earlier:
+        rows = _window(rule, _last(uow, [MonitorEvent.deploy_id == prev.id, MonitorEvent.metric == metric],
+                                   rule.baseline_window))
+        if rows:
+            return {"source": "previous-deploy", "deploy_id": prev.id, "rows": rows}
+    return None
+
+
+def assess(uow: UnitOfWork, pipeline_id: str, dep: Deploy | None, metric: str, rule: MetricRule | None) -> dict:
+    """One metric of one deploy (or of the pipeline, before any deploy): the monitor-status row."""
+    scope = MonitorEvent.deploy_id == dep.id if dep else MonitorEvent.pipeline_id == pipeline_id
+    last = _last(uow, [scope, MonitorEvent.metric == metric], 1)
+    latest = last[0] if last else None
+    baseline = None
+    if dep is not None and rule is not None:
+        first = None
+        if latest is not None:
+            first = uow.session.exec(select(MonitorEvent.seq).where(scope, MonitorEvent.metric == metric)
+                                     .order_by(MonitorEvent.seq).limit(1)).first()
+        baseline = find_baseline(uow, dep, metric, rule, first)
+    base_value = sum(r.value for r in baseline["rows"]) / len(baseline["rows"]) if baseline else None
+    value = latest.value if latest else None
+    verdict = judge(rule, value) if latest else "unknown"
+    flag, why = regression(rule, value, base_value)
+    if dep is None and latest is not None and rule is not None:
+        why = "no deploy yet, so nothing to compare with"
+    trend = []
+    if latest is not None:
+        trend = [r.value for r in reversed(_last(uow, [MonitorEvent.pipeline_id == pipeline_id,
+                                                       MonitorEvent.metric == metric,
+                                                       MonitorEvent.seq <= latest.seq], TREND_POINTS))]
+    return {
+        "metric": metric,
+        "unit": latest.unit if latest else None,
+        "latest": value,
+        "event_id": latest.id if latest else None,
+        "deploy_id": dep.id if dep else None,
+        "recorded_at": iso(latest.recorded_at) if latest else None,
+        "baseline": base_value,
+        "baseline_events": len(baseline["rows"]) if baseline else 0,
+        "baseline_source": baseline["source"] if baseline else None,
+        "baseline_deploy_id": baseline["deploy_id"] if baseline else None,
+        "change": change(value, base_value),
+        "verdict": verdict,
+        "reason": verdict_reason(rule, value, verdict),
+        "regression": flag,
+        "regression_reason": why,
+        "trend": sparkline(trend),
+        "trend_values": trend,
+        "rule": rule.as_dict() if rule else None,
+        "evidence": ([latest.id] if latest else []) + [r.id for r in (baseline["rows"] if baseline else [])][
+            :EVIDENCE_MAX],
+    }
+
+
+# ---- use cases -----------------------------------------------------------------------------------
 
 def record_metric(
     uow: UnitOfWork, actor: Actor, pipeline_id: str, metric: str, value,
@@ -59,9 +256,51 @@ def record_metric(
         run_url=actor.run_url, recorded_at=uow.now(),
     )
     uow.add(row)
-    view = monitor_event_view(row)
+    uow.session.flush()  # the assessment below reads this event back
+    assessed = assess(uow, pipeline.id, dep, metric, uow.settings.metric_rules.get(metric))
+    verdict = _record_verdict(uow, actor, pipeline, dep, assessed)
+    rollback = _auto_rollback(uow, actor, pipeline, dep, assessed)
+    view = monitor_event_view(row) | {"verdict": verdict, "rollback": rollback}
     uow.commit()
     return view
+
+
+def _record_verdict(uow: UnitOfWork, actor: Actor, pipeline: Pipeline, dep: Deploy | None, a: dict) -> dict:
+    """Append a VerdictEvent (and its audit event) when the metric's verdict for the deploy changes."""
+    stmt = select(VerdictEvent).where(
+        VerdictEvent.pipeline_id == pipeline.id, VerdictEvent.metric == a["metric"],
+        VerdictEvent.deploy_id == dep.id if dep else VerdictEvent.deploy_id.is_(None),
+    ).order_by(VerdictEvent.seq.desc()).limit(1)
+    last = uow.session.exec(stmt).first()
+    previous = last.verdict if last else "unknown"
+    summary = {"metric": a["metric"], "verdict": a["verdict"], "previous": previous, "changed": False,
+               "reason": a["reason"], "regression": a["regression"], "regression_reason": a["regression_reason"],
+               "baseline": a["baseline"], "verdict_event_id": None}
+    if a["verdict"] == previous or a["verdict"] == "unknown":
+        return summary
+    event = VerdictEvent(
+        id=new_id("vrd"), pipeline_id=pipeline.id, deploy_id=dep.id if dep else None, metric=a["metric"],
+        previous=previous, verdict=a["verdict"], regression=a["regression"],
+        reason=f"{a['metric']}: {a['reason']}; {a['regression_reason']}",
+        evidence=json.dumps(a["evidence"]), at=uow.now(),
+    )
+    uow.add(event)
+    uow.audit(actor, "verdict", event.id, a["verdict"], pipeline_id=pipeline.id, from_state=previous,
+              to_state=a["verdict"], reason=event.reason,
+              data={"metric": a["metric"], "deploy_id": event.deploy_id, "value": a["latest"],
+                    "baseline": a["baseline"], "regression": a["regression"], "evidence": a["evidence"]})
+    return summary | {"changed": True, "verdict_event_id": event.id}
+
+
+def _auto_rollback(uow: UnitOfWork, actor: Actor, pipeline: Pipeline, dep: Deploy | None, a: dict) -> dict | None:
+    """Roll back once: the pipeline row lock is held, so the status read here is the final word."""
+    if a["verdict"] != "unhealthy" or dep is None or dep.status not in ROLLBACK_FROM:
+        return None
+    if not uow.settings.auto_rollback.applies(dep.target, pipeline.template):
+        return None
+    reason = (f"auto_rollback: {a['metric']} unhealthy ({a['reason']}); "
+              f"evidence: {', '.join(a['evidence'][:5])}")
+    return roll_back(uow, actor, dep, reason)
 
 
 def list_events(
@@ -75,34 +314,25 @@ def list_events(
     return [monitor_event_view(e) for e in rows]
 
 
-def judge(rule: MetricRule | None, value: float) -> str:
-    """Health verdict of one value against absolute thresholds (inclusive)."""
-    if rule is None or (rule.degraded is None and rule.unhealthy is None):
-        return "unknown"
-    worse = (lambda v, t: v >= t) if rule.direction == "lower" else (lambda v, t: v <= t)
-    if rule.unhealthy is not None and worse(value, rule.unhealthy):
-        return "unhealthy"
-    if rule.degraded is not None and worse(value, rule.degraded):
-        return "degraded"
-    return "healthy"
-
-
 def monitor_status(uow: UnitOfWork, actor: Actor, pipeline_id: str, deploy: str | None = None) -> dict:
     uow.get_pipeline(pipeline_id)
-    scope = MonitorEvent.pipeline_id == pipeline_id
     if deploy:
-        if uow.get_deploy(deploy).pipeline_id != pipeline_id:
+        dep = uow.get_deploy(deploy)
+        if dep.pipeline_id != pipeline_id:
             raise NotFound(f"deploy {deploy} is not a deploy of pipeline {pipeline_id}")
-        scope = scope & (MonitorEvent.deploy_id == deploy)
-    last = select(func.max(MonitorEvent.seq)).where(scope).group_by(MonitorEvent.metric)
-    rows = uow.session.exec(select(MonitorEvent).where(MonitorEvent.seq.in_(last)).order_by(MonitorEvent.metric))
-    metrics = []
-    for e in rows:
-        rule = uow.settings.metric_rules.get(e.metric)
-        metrics.append({
-            "metric": e.metric, "latest": e.value, "unit": e.unit, "verdict": judge(rule, e.value),
-            "event_id": e.id, "deploy_id": e.deploy_id, "recorded_at": monitor_event_view(e)["recorded_at"],
-            "rule": rule.as_dict() if rule else None,
-        })
-    overall = max((m["verdict"] for m in metrics), key=VERDICT_RANK.__getitem__, default="unknown")
-    return {"pipeline_id": pipeline_id, "deploy_id": deploy, "verdict": overall, "metrics": metrics}
+    else:
+        dep = latest_deploy(uow, pipeline_id)
+    rules = uow.settings.metric_rules
+    metrics = [assess(uow, pipeline_id, dep, m, rules.get(m)) for m in metrics_of(uow, pipeline_id)]
+    overall = worst(m["verdict"] for m in metrics)
+    culprit = next((m for m in metrics if m["verdict"] == overall and overall != "unknown"), None)
+    return {
+        "pipeline_id": pipeline_id,
+        "deploy_id": dep.id if dep else None,
+        "deploy_status": dep.status if dep else None,
+        "target": dep.target if dep else None,
+        "verdict": overall,
+        "reason": f"{culprit['metric']}: {culprit['reason']}" if culprit else None,
+        "regression": any(m["regression"] for m in metrics),
+        "metrics": metrics,
+    }
