@@ -65,7 +65,10 @@ def db_url(request, tmp_path):
 
 @pytest.fixture
 def env(db_url, tmp_path):
-    """Environment for code that loads settings itself (CLI in-process, subprocesses)."""
+    """Environment for code that loads settings itself (CLI in-process, subprocesses).
+
+    The config file exists and is empty; the `config_file` fixture writes into it."""
+    (tmp_path / "config.toml").write_text("", encoding="utf-8")
     return {
         "PIPE_DATABASE_URL": db_url,
         "PIPE_DATA_DIR": str(tmp_path / "data"),
