@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` (full, writes the figures) and `make bench-smoke` (CI)."""
