@@ -10,8 +10,8 @@ from core.grammar import Command
 
 def run_command(command: Command, values: dict, *, actor: str, json_out: bool) -> None:
     from cli.errors import say
-    from core.dispatch import execute
     from core.actor import Actor
+    from core.dispatch import execute
 
     try:
         result = execute(command, values, Actor(actor, "cli"))

@@ -218,7 +218,7 @@ def parse_args(command: Command, argv: list[str], *, reserved: tuple[str, ...] =
         values[param.name] = _convert(param, inline)
     if len(loose) > len(positionals):
         raise InvalidInput(f"{command.name}: unexpected extra argument {loose[len(positionals)]!r}")
-    for param, word in zip(positionals, loose):
+    for param, word in zip(positionals, loose, strict=False):
         values[param.name] = word
     for param in command.params:
         if param.name not in values:

@@ -25,7 +25,8 @@ def pipeline_markdown(data: dict) -> str:
         "## Stages",
         "",
         *_table(["#", "stage", "status", "started", "finished"],
-                [[s["position"] + 1, s["name"], s["status"], s["started_at"], s["finished_at"]] for s in data["stages"]]),
+                [[s["position"] + 1, s["name"], s["status"], s["started_at"], s["finished_at"]]
+                 for s in data["stages"]]),
         "",
         "## Gates",
         "",
