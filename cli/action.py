@@ -197,6 +197,8 @@ class Step:
 
         raw = self.need("path")
         path = Path(raw) if Path(raw).is_absolute() else Path(self.env.get("GITHUB_WORKSPACE") or ".") / raw
+        if not path.is_file():
+            raise InvalidInput(f"file not found: {raw}")
         digest, size = file_digest(str(path))  # hashed here, on the runner, in both modes
         art = self.backend.run("artifact-add", {
             "pipeline_id": self.need("pipeline-id"), "name": self.inputs["name"] or path.name,
@@ -378,8 +380,13 @@ def main(env=None) -> int:
         handler = COMMANDS.get(inputs["command"])
         if handler is None:
             raise InvalidInput(f"unknown command {inputs['command']!r}; allowed: {', '.join(COMMANDS)}")
-        backend = make_backend(inputs, env)
-        code = handler(Step(inputs, env, backend, reporter))
+        try:
+            backend = make_backend(inputs, env)
+            code = handler(Step(inputs, env, backend, reporter))
+        finally:  # outputs so far (e.g. status=timeout) are written even when the step fails
+            if backend is not None and hasattr(backend, "close"):
+                backend.close()
+            reporter.flush()
     except PipeError as exc:
         annotate("error", exc.message, title=f"chainpipe {inputs['command'] or 'action'}: {exc.title}")
         code = exc.exit_code
@@ -390,10 +397,6 @@ def main(env=None) -> int:
         if env.get("RUNNER_DEBUG") == "1":
             traceback.print_exc(file=sys.stderr)
         code = INTERNAL_ERROR
-    finally:
-        if backend is not None and hasattr(backend, "close"):
-            backend.close()
-    reporter.flush()
     return code
 
 
