@@ -58,7 +58,9 @@ def _typer_param(p: Param) -> tuple[object, object]:
     if not p.required and p.default is None:
         annotation = Optional[annotation]
     default = ... if p.required else p.default
-    return annotation, typer.Option(default, *p.flags, help=p.help, show_default=p.default not in (None, False))
+    metavar = None if p.type == "bool" else (p.metavar or p.name.upper())
+    return annotation, typer.Option(default, *p.flags, help=p.help, metavar=metavar,
+                                    show_default=p.default not in (None, False))
 
 
 def make_callback(command: Command):
