@@ -12,6 +12,7 @@ REJECT_MODAL = "gate_reject_modal"
 REASON_BLOCK = "reason"
 REASON_INPUT = "reason_input"
 LIMIT = 2900  # Slack's section text limit is 3000 characters
+TEXT_LIMIT = 38000  # a message's top-level text is cut by Slack at 40 000
 
 ICONS = {"approved": ":white_check_mark:", "rejected": ":x:", "pending": ":hourglass_flowing_sand:"}
 
@@ -182,8 +183,8 @@ def error_text(message: str) -> str:
 
 def json_reply(result) -> str:
     body = json.dumps(result, indent=2, ensure_ascii=False, default=str)
-    if len(body) > LIMIT:
-        body = body[: LIMIT - 60] + "\n… (truncated; use the API or CLI for the full JSON)"
+    if len(body) > TEXT_LIMIT:
+        body = body[: TEXT_LIMIT] + "\n… (truncated; use the API or CLI for the full JSON)"
     return f"```{body}```"
 
 

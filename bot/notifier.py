@@ -13,6 +13,7 @@ without it.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -30,7 +31,8 @@ from core.uow import UnitOfWork
 
 log = logging.getLogger("chainpipe.notifier")
 CONSUMER = "slack"
-LEADER_LOCK = 7312027
+# One lock per schema, so servers on different schemas of one database do not wait for each other.
+LEADER_KEY = "SELECT hashtext(current_schema() || '/chainpipe-notifier')"
 POST_ACTIONS = ("start", "stage", "retry", "resume")
 DEPLOY_FINISHED = ("succeeded", "failed", "rolled-back")
 
@@ -46,6 +48,9 @@ class Notifier:
         self._stop = threading.Event()
         self._leader = None
         self._thread: threading.Thread | None = None
+        # What each gate message shows now (by ts), so an event that changes nothing visible
+        # costs no chat.update. Lost on restart: then the first event updates once more.
+        self._shown: dict[str, str] = {}
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -103,7 +108,8 @@ class Notifier:
             except Exception:  # noqa: BLE001 - the connection dropped, and the lock with it
                 self._release_leader()
         conn = engine.connect()
-        got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK}).scalar()
+        self._key = conn.execute(text(LEADER_KEY)).scalar()
+        got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self._key}).scalar()
         conn.commit()
         if got:
             self._leader = conn
@@ -114,7 +120,7 @@ class Notifier:
     def _release_leader(self) -> None:
         if self._leader is not None:
             try:
-                self._leader.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LEADER_LOCK})
+                self._leader.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
                 self._leader.commit()
                 self._leader.close()
             except Exception:  # noqa: BLE001
@@ -140,8 +146,9 @@ class Notifier:
         entity, action = event["entity"], event["action"]
         if entity == "gate" and event.get("pipeline_id"):
             return self._sync_gates(event["pipeline_id"], only=event["entity_id"], may_post=action == "reopen")
-        if entity == "pipeline" and event.get("pipeline_id"):
-            return self._sync_gates(event["pipeline_id"], may_post=action in POST_ACTIONS)
+        if entity in ("pipeline", "artifact") and event.get("pipeline_id"):
+            entered = event.get("to") if action == "stage" else None
+            return self._sync_gates(event["pipeline_id"], may_post=action in POST_ACTIONS, entered=entered)
         if entity == "deploy" and (action in ("record", "rollback") or event.get("to") in DEPLOY_FINISHED):
             return self._post(*blocks.deploy_notice(event, self._deploy(event["entity_id"])))
         if self._is_alert(event):
@@ -168,7 +175,10 @@ class Notifier:
         resp = self.client.chat_postMessage(channel=self.channel, text=text_, blocks=blocks_)
         return f"ok: posted {resp.get('ts')}"
 
-    def _sync_gates(self, pipeline_id: str, *, only: str | None = None, may_post: bool = False) -> str:
+    def _sync_gates(self, pipeline_id: str, *, only: str | None = None, may_post: bool = False,
+                    entered: str | None = None) -> str:
+        """Update the gates' messages; post one for a gate that has none when it is open now, or
+        when this event entered its stage (even if the gate was decided before we got here)."""
         with UnitOfWork(self.settings, write=False) as uow:
             gates = outbox.pipeline_gates(uow, pipeline_id)
             notices = {g["id"]: outbox.gate_notice(uow, g["id"]) for g in gates if only in (None, g["id"])}
@@ -176,13 +186,18 @@ class Notifier:
         for gate_id, notice in notices.items():
             text_, blocks_ = blocks.gate_message(notice)
             where = notice["message"]
+            rendered = json.dumps(blocks_, sort_keys=True)
             if where["ts"]:
+                if self._shown.get(where["ts"]) == rendered:
+                    continue
                 self.client.chat_update(channel=where["channel"], ts=where["ts"], text=text_, blocks=blocks_)
+                self._shown[where["ts"]] = rendered
                 done.append(f"updated {gate_id}")
-            elif may_post and notice["open"]:
+            elif may_post and (notice["open"] or entered == notice["gate"]["stage"]):
                 resp = self.client.chat_postMessage(channel=self.channel, text=text_, blocks=blocks_)
                 with UnitOfWork(self.settings) as uow:
                     outbox.record_gate_message(uow, gate_id, resp["channel"], resp["ts"])
+                self._shown[resp["ts"]] = rendered
                 done.append(f"posted {gate_id}")
         return "ok: " + ", ".join(done) if done else "skipped: no gate message to post or update"
 

@@ -1,0 +1,217 @@
+"""A fake Slack: a real HTTP server in the test process that answers the Web API methods the bot
+uses (and response_url posts) the way Slack does, and records every call; plus builders for
+signed requests shaped exactly as Slack sends them (slash commands, block_actions,
+view_submission)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlencode
+
+BOT_TOKEN = "xoxb-fake-bot-token"
+SIGNING_SECRET = "fake-signing-secret-0123456789abcdef"
+TEAM = {"id": "T0FAKE", "domain": "fake-team"}
+APP_ID = "A0PIPE"
+
+
+@dataclass
+class Call:
+    method: str  # "chat.postMessage", … or "response_url"
+    params: dict
+    path: str
+    token: str | None
+    at: float = field(default_factory=time.monotonic)
+
+
+class FakeSlack:
+    def __init__(self):
+        self.calls: list[Call] = []
+        self.messages: dict[str, dict] = {}  # ts -> latest {channel, text, blocks}
+        self._cond = threading.Condition()
+        self._ts = itertools.count(1)
+        self.fail: dict[str, str] = {}  # method -> Slack error code to answer with (once)
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> FakeSlack:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    @property
+    def api_url(self) -> str:
+        return self.base + "/api/"
+
+    def response_url(self, name: str = "r") -> str:
+        return f"{self.base}/response/{name}"
+
+    # --- queries -----------------------------------------------------------------------------------
+
+    def calls_to(self, method: str) -> list[Call]:
+        with self._cond:
+            return [c for c in self.calls if c.method == method]
+
+    def wait_for(self, method: str, predicate=lambda c: True, timeout: float = 5.0, count: int = 1) -> list[Call]:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                found = [c for c in self.calls if c.method == method and predicate(c)]
+                if len(found) >= count:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    seen = [c.method for c in self.calls]
+                    raise AssertionError(f"no {count} × {method} within {timeout}s; calls so far: {seen}")
+                self._cond.wait(left)
+
+    def reset(self) -> None:
+        with self._cond:
+            self.calls.clear()
+
+    # --- the server ----------------------------------------------------------------------------------
+
+    def _answer(self, method: str, params: dict) -> dict:
+        error = self.fail.pop(method, None)
+        if error:
+            return {"ok": False, "error": error}
+        if method == "auth.test":
+            return {"ok": True, "url": "https://fake-team.slack.com/", "team": "Fake", "user": "pipe",
+                    "team_id": TEAM["id"], "user_id": "U0BOT", "bot_id": "B0BOT", "is_enterprise_install": False}
+        if method == "chat.postMessage":
+            ts = f"{1700000000 + next(self._ts)}.000100"
+            channel = params.get("channel")
+            self.messages[ts] = {"channel": channel, "text": params.get("text"), "blocks": params.get("blocks")}
+            return {"ok": True, "channel": channel, "ts": ts, "message": {"text": params.get("text"), "ts": ts}}
+        if method == "chat.update":
+            ts = params.get("ts")
+            if ts not in self.messages:
+                return {"ok": False, "error": "message_not_found"}
+            self.messages[ts] = {"channel": params.get("channel"), "text": params.get("text"),
+                                 "blocks": params.get("blocks")}
+            return {"ok": True, "channel": params.get("channel"), "ts": ts, "text": params.get("text")}
+        if method == "chat.postEphemeral":
+            return {"ok": True, "message_ts": f"{1700000000 + next(self._ts)}.000200"}
+        if method == "views.open":
+            return {"ok": True, "view": {"id": "V0FAKE", "type": "modal", **(params.get("view") or {})}}
+        return {"ok": False, "error": "unknown_method"}
+
+    def _handler(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def do_POST(self):  # noqa: N802
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode("utf-8")
+                if self.headers.get("Content-Type", "").startswith("application/json"):
+                    params = json.loads(raw or "{}")
+                else:
+                    params = dict(parse_qsl(raw))
+                for key in ("blocks", "view"):
+                    if isinstance(params.get(key), str):
+                        params[key] = json.loads(params[key])
+                token = (self.headers.get("Authorization") or "").removeprefix("Bearer ") or params.get("token")
+                if self.path.startswith("/response/"):
+                    call, body, ctype = Call("response_url", params, self.path, None), b"ok", "text/plain"
+                else:
+                    method = self.path.removeprefix("/api/")
+                    call = Call(method, params, self.path, token)
+                    answer = fake._answer(method, params) if token == BOT_TOKEN else {
+                        "ok": False, "error": "invalid_auth"}
+                    body, ctype = json.dumps(answer).encode(), "application/json; charset=utf-8"
+                with fake._cond:
+                    fake.calls.append(call)
+                    fake._cond.notify_all()
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        return Handler
+
+
+# --- requests as Slack sends them --------------------------------------------------------------------
+
+
+def sign(body: str, *, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict:
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+
+
+def headers_for(body: str, content_type: str, **kw) -> dict:
+    return {"Content-Type": content_type, **sign(body, **kw)}
+
+
+def slash_body(text: str, *, user_id: str, response_url: str, channel_id: str = "C0PIPE") -> str:
+    return urlencode({
+        "token": "verification-token-unused", "team_id": TEAM["id"], "team_domain": TEAM["domain"],
+        "channel_id": channel_id, "channel_name": "deploys", "user_id": user_id, "user_name": user_id.lower(),
+        "command": "/pipe", "text": text, "api_app_id": APP_ID, "is_enterprise_install": "false",
+        "response_url": response_url, "trigger_id": f"1337.42.{user_id}",
+    })
+
+
+def _user(user_id: str) -> dict:
+    return {"id": user_id, "username": user_id.lower(), "name": user_id.lower(), "team_id": TEAM["id"]}
+
+
+def block_actions_body(*, action_id: str, value: str, user_id: str, response_url: str,
+                       channel_id: str = "C0PIPE", message_ts: str = "1700000001.000100") -> str:
+    payload = {
+        "type": "block_actions",
+        "user": _user(user_id),
+        "api_app_id": APP_ID,
+        "token": "verification-token-unused",
+        "container": {"type": "message", "message_ts": message_ts, "channel_id": channel_id, "is_ephemeral": False},
+        "trigger_id": f"1337.99.{user_id}",
+        "team": TEAM,
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "channel": {"id": channel_id, "name": "deploys"},
+        "message": {"type": "message", "ts": message_ts, "text": "gate", "bot_id": "B0BOT", "blocks": []},
+        "state": {"values": {}},
+        "response_url": response_url,
+        "actions": [{
+            "action_id": action_id, "block_id": "gate_actions", "value": value, "type": "button",
+            "text": {"type": "plain_text", "text": "Approve", "emoji": True}, "action_ts": f"{time.time():.6f}",
+        }],
+    }
+    return urlencode({"payload": json.dumps(payload)})
+
+
+def view_submission_body(*, view: dict, reason: str | None, user_id: str) -> str:
+    values = {"reason": {"reason_input": {"type": "plain_text_input", "value": reason}}}
+    payload = {
+        "type": "view_submission",
+        "team": TEAM,
+        "user": _user(user_id),
+        "api_app_id": APP_ID,
+        "token": "verification-token-unused",
+        "trigger_id": f"1337.77.{user_id}",
+        "view": {**view, "id": "V0FAKE", "team_id": TEAM["id"], "state": {"values": values}, "hash": "1.abc",
+                 "app_id": APP_ID, "bot_id": "B0BOT"},
+        "response_urls": [],
+        "is_enterprise_install": False,
+        "enterprise": None,
+    }
+    return urlencode({"payload": json.dumps(payload)})
