@@ -142,8 +142,9 @@ V1_COMMANDS: tuple[Command, ...] = (
     Command("monitor-events", "List metric events, newest first", S + "monitoring:list_events", (
         PID, opt("metric", "Only this metric"), opt("limit", "At most this many", type="int", default=100),
     ), kind="read", group="monitoring"),
-    Command("monitor-status", "Latest value and health verdict per metric", S + "monitoring:monitor_status", (
-        PID, opt("deploy", "Only events of this deploy"),
+    Command("monitor-status", "Per metric: latest value, baseline, change, verdict, regression, trend",
+            S + "monitoring:monitor_status", (
+        PID, opt("deploy", "Judge this deploy (default: the latest)"),
     ), kind="read", group="monitoring"),
     # queries
     Command("show", "Show a pipeline with its stages, gates and artifacts", S + "queries:show_pipeline", (PID,),
@@ -158,8 +159,13 @@ V1_COMMANDS: tuple[Command, ...] = (
     Command("audit", "The pipeline's audit trail, newest first", S + "queries:audit_log", (
         PID, opt("limit", "At most this many", type="int", default=50),
     ), kind="read", group="queries"),
-    Command("stats", "Counts by status, template, strategy and gate decision", S + "queries:pipeline_stats",
-            kind="read", group="queries"),
+    Command("stats", "Counts by status, template, strategy and gate decision; DORA figures",
+            S + "queries:pipeline_stats", (
+                opt("since", "Window start, ISO-8601 (default: 30 days before --until)"),
+                opt("until", "Window end, ISO-8601 (default: now)"),
+                opt("target", "DORA figures for this target only"),
+                opt("explain", "Print how each DORA figure is defined", type="bool", default=False),
+            ), kind="read", group="queries", examples=("pipe stats --since 2026-10-01 --target production --json",)),
 )
 
 COMMANDS: dict[str, Command] = {c.name: c for c in V1_COMMANDS}

@@ -89,7 +89,15 @@ def _counts(uow: UnitOfWork, column, keys=()) -> dict:
     return {k: found.get(k, 0) for k in keys} | {k: v for k, v in found.items() if k not in keys}
 
 
-def pipeline_stats(uow: UnitOfWork, actor: Actor) -> dict:
+def pipeline_stats(
+    uow: UnitOfWork, actor: Actor, since: str | None = None, until: str | None = None,
+    target: str | None = None, explain: bool = False,
+) -> dict:
+    from core.services.dora import DEFINITIONS, dora_figures
+
+    dora = dora_figures(uow, since=since, until=until, target=target)
+    if explain:
+        dora["definitions"] = dict(DEFINITIONS)
     return {
         "pipelines": {
             "total": uow.session.exec(select(func.count()).select_from(Pipeline)).one(),
@@ -104,4 +112,5 @@ def pipeline_stats(uow: UnitOfWork, actor: Actor) -> dict:
         "gate_decisions": _counts(uow, Approval.decision, ("approved", "rejected")),
         "artifacts": uow.session.exec(select(func.count()).select_from(Artifact)).one(),
         "monitor_events": uow.session.exec(select(func.count()).select_from(MonitorEvent)).one(),
+        "dora": dora,
     }
