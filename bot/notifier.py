@@ -37,6 +37,10 @@ POST_ACTIONS = ("start", "stage", "retry", "resume")
 DEPLOY_FINISHED = ("succeeded", "failed", "rolled-back")
 
 
+class GateMessageBusy(Exception):
+    """Another drainer holds the right to post this gate's message."""
+
+
 class Notifier:
     def __init__(self, settings: Settings, client: WebClient, channel: str, *, lease: float = 30.0,
                  max_age_hours: float = 24.0, batch: int = 50, poll_interval: float = 1.0):
@@ -132,6 +136,8 @@ class Notifier:
     def _deliver_safely(self, event: dict) -> str:
         try:
             return self.deliver(event)
+        except GateMessageBusy as exc:
+            return f"gate message of {exc} is being posted by another drainer"
         except SlackApiError as exc:
             return f"slack error: {exc.response.get('error', 'unknown')}"
         except (SlackClientError, OSError) as exc:
@@ -187,6 +193,10 @@ class Notifier:
             text_, blocks_ = blocks.gate_message(notice)
             where = notice["message"]
             rendered = json.dumps(blocks_, sort_keys=True)
+            if (where["ts"] or "").startswith(outbox.POSTING):
+                # Another drainer is posting this gate's message right now; come back after the
+                # lease and update it, so what this event changed is shown.
+                raise GateMessageBusy(gate_id)
             if where["ts"]:
                 if self._shown.get(where["ts"]) == rendered:
                     continue
@@ -194,7 +204,15 @@ class Notifier:
                 self._shown[where["ts"]] = rendered
                 done.append(f"updated {gate_id}")
             elif may_post and (notice["open"] or entered == notice["gate"]["stage"]):
-                resp = self.client.chat_postMessage(channel=self.channel, text=text_, blocks=blocks_)
+                with UnitOfWork(self.settings) as uow:
+                    if not outbox.reserve_gate_message(uow, gate_id):
+                        raise GateMessageBusy(gate_id)
+                try:
+                    resp = self.client.chat_postMessage(channel=self.channel, text=text_, blocks=blocks_)
+                except Exception:
+                    with UnitOfWork(self.settings) as uow:
+                        outbox.release_gate_message(uow, gate_id)
+                    raise
                 with UnitOfWork(self.settings) as uow:
                     outbox.record_gate_message(uow, gate_id, resp["channel"], resp["ts"])
                 self._shown[resp["ts"]] = rendered

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from sqlalchemy import and_, func, or_, text
+from sqlalchemy import and_, func, or_, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
@@ -149,6 +149,42 @@ def gate_notice(uow: UnitOfWork, gate_id: str) -> dict | None:
 def pipeline_gates(uow: UnitOfWork, pipeline_id: str) -> list[dict]:
     return [gate_view(g) | {"message": {"channel": g.message_channel, "ts": g.message_ts}}
             for g in gates_of(uow, pipeline_id)]
+
+
+POSTING = "posting:"
+POSTING_LEASE = timedelta(seconds=60)
+
+
+def reserve_gate_message(uow: UnitOfWork, gate_id: str) -> bool:
+    """Take the right to post a gate's message (a conditional update: one drainer wins).
+
+    The reservation is ``message_ts = "posting:<epoch>"``; one older than POSTING_LEASE was left
+    by a drainer that died before posting, and can be taken over.
+    """
+    gate = uow.session.exec(select(Gate).where(Gate.id == gate_id)).first()
+    current = gate.message_ts if gate else None
+    if current is not None and not _abandoned(uow, current):
+        return False
+    taken = uow.session.execute(
+        update(Gate).where(Gate.id == gate_id, Gate.message_ts.is_(None) if current is None
+                           else Gate.message_ts == current)
+        .values(message_ts=f"{POSTING}{uow.now().timestamp():.0f}")
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+    uow.commit()
+    return taken
+
+
+def _abandoned(uow: UnitOfWork, ts: str) -> bool:
+    if not ts.startswith(POSTING):
+        return False
+    return uow.now().timestamp() - float(ts[len(POSTING):]) > POSTING_LEASE.total_seconds()
+
+
+def release_gate_message(uow: UnitOfWork, gate_id: str) -> None:
+    uow.session.execute(update(Gate).where(Gate.id == gate_id, Gate.message_ts.like(POSTING + "%"))
+                        .values(message_ts=None).execution_options(synchronize_session=False))
+    uow.commit()
 
 
 def record_gate_message(uow: UnitOfWork, gate_id: str, channel: str, ts: str) -> None:
