@@ -92,3 +92,16 @@ def test_every_v2_command_is_registered_in_the_shared_grammar():
     assert names <= set(COMMANDS)
     assert len(names) == 23
     assert {c.name for c in V2_COMMANDS if c.kind == "catalogue"} == {"enums-v2"}
+
+
+def test_enums_v2_through_the_cli_imports_no_database_code():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys\nfrom cli.main import main\nrc = main(['enums-v2', '--json'])\n"
+            "print(rc, *sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'sqlmodel', 'psycopg')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert '"pipeline_terminal": [' in out.stdout
+    assert out.stdout.strip().splitlines()[-1] == "0"
