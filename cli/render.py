@@ -92,13 +92,59 @@ def _rows(rows: list[dict]) -> str:
     return table(keys, [[r.get(k) for k in keys] for r in rows])
 
 
+def _pct(value) -> str | None:
+    return None if value is None else f"{value:+.0%}"
+
+
 def _monitor_status(result: dict) -> list[str]:
-    rows = [[m["metric"], m["latest"], m.get("unit"), m.get("baseline"), m["verdict"],
-             m.get("regression"), m.get("trend")] for m in result["metrics"]]
-    head = f"overall: {result['verdict']}"
+    rows = [[m["metric"], m["latest"], m.get("unit"), m.get("baseline"), _pct(m["change"]["relative"]),
+             m["verdict"], m.get("regression"), m.get("trend")] for m in result["metrics"]]
+    scope = f"deploy {result['deploy_id']} → {result['target']} ({result['deploy_status']})" \
+        if result.get("deploy_id") else "no deploy yet"
+    head = f"overall: {result['verdict']}" + (f"  ({result['reason']})" if result.get("reason") else "")
     if not rows:
-        return [head, "(no metric events)"]
-    return [head, table(["metric", "latest", "unit", "baseline", "verdict", "regression", "trend"], rows)]
+        return [f"{head}\n{scope}", "(no metric events)"]
+    why = [f"{m['metric']}: {m['verdict']}: {m['reason']}; regression {'yes' if m['regression'] else 'no'}: "
+           f"{m['regression_reason']}" for m in result["metrics"]]
+    cols = ["metric", "latest", "unit", "baseline", "change", "verdict", "regression", "trend"]
+    return [f"{head}\n{scope}", table(cols, rows), "\n".join(why)]
+
+
+def _monitor_record(e: dict) -> list[str]:
+    lines = [f"{e['id']}  {e['metric']}={e['value']}{e['unit'] or ''}  deploy {e['deploy_id'] or '-'}"]
+    v = e.get("verdict")
+    if v and v["verdict"] != "unknown":
+        change = f" (was {v['previous']})" if v["changed"] else ""
+        lines.append(f"verdict: {v['verdict']}{change}: {v['reason']}")
+        lines.append(f"regression: {'yes' if v['regression'] else 'no'}: {v['regression_reason']}")
+    r = e.get("rollback")
+    if r:
+        lines.append(f"rolled back {r['id']} → {r['target']}: {r['rollback_reason']}")
+    return ["\n".join(lines)]
+
+
+def _hours(seconds) -> str | None:
+    return None if seconds is None else f"{seconds / 3600:.1f} h"
+
+
+def _stats(result: dict) -> list[str]:
+    d = result["dora"]
+    counts = {k: v for k, v in result.items() if k != "dora"}
+    lt, cfr, ttr = d["lead_time"], d["change_failure_rate"], d["time_to_restore"]
+    rate = None if cfr["rate"] is None else f"{cfr['rate']:.0%} ({cfr['failures']}/{cfr['deployments']})"
+    dora = table(["figure", "value"], [
+        ["deployment frequency", f"{d['deployment_frequency']['per_day']} / day "
+                                 f"({d['deployment_frequency']['succeeded_deploys']} succeeded)"],
+        ["lead time median", _hours(lt["median_seconds"])],
+        ["lead time p90", _hours(lt["p90_seconds"])],
+        ["change-failure rate", rate],
+        ["time to restore median", _hours(ttr["median_seconds"])],
+        ["unrestored failures", ttr["unrestored"]],
+    ], f"DORA {d['since']} → {d['until']}" + (f"  target {d['target']}" if d["target"] else ""))
+    parts = [_nested(counts), dora]
+    if d.get("definitions"):
+        parts.append("\n\n".join(d["definitions"].values()))
+    return parts
 
 
 def _gate(g: dict) -> list[str]:
@@ -128,8 +174,8 @@ RENDERERS = {
     "rollback": _deploy,
     "artifact-add": lambda a: [f"{a['id']}  {a['name']} v{a['version']}  {a['type']}  {a['digest'] or '-'}"
                                + (f"  {a['size']} bytes" if a["size"] is not None else "")],
-    "monitor-record": lambda e: [f"{e['id']}  {e['metric']}={e['value']}{e['unit'] or ''}"
-                                 f"  deploy {e['deploy_id'] or '-'}"],
+    "monitor-record": _monitor_record,
+    "stats": _stats,
     **{name: lambda p: [_pipeline_line(p)] for name in PIPELINE_MUTATIONS},
 }
 
