@@ -158,3 +158,13 @@ def test_rule_file_errors_are_one_clear_line(tmp_path, body, message):
     with pytest.raises(ConfigError, match=message) as info:
         _load(tmp_path, body)
     assert "\n" not in str(info.value)
+
+
+def test_the_docs_carry_the_dora_definitions_that_explain_prints():
+    from pathlib import Path
+
+    from core.services.dora import DEFINITIONS
+
+    doc = (Path(__file__).parents[2] / "docs" / "monitoring.md").read_text(encoding="utf-8")
+    missing = [name for name, text in DEFINITIONS.items() if text not in doc]
+    assert missing == []
