@@ -48,8 +48,8 @@ class DeploymentMirror:
             raise MirrorError("GITHUB_REPOSITORY (owner/name) is needed to mirror deploys")
         kwargs = {} if throttle else {"seconds_between_requests": None, "seconds_between_writes": None}
         self.github = Github(auth=Auth.Token(token), base_url=(api_url or "https://api.github.com").rstrip("/"),
-                             timeout=20, retry=2, **kwargs)
-        self.repo = self.github.get_repo(repository, lazy=True)
+                             timeout=20, retry=2, lazy=True, **kwargs)
+        self.repo = self.github.get_repo(repository)
         self.run_url = run_url
 
     def open(self, deploy: dict) -> str:

@@ -1,0 +1,139 @@
+"""Deploys mirrored as GitHub Deployments, against a fake GitHub API served over real HTTP
+(PyGithub uses requests, which respx cannot see)."""
+
+from __future__ import annotations
+
+import pytest
+
+from cli import action
+from cli.github_mirror import DeploymentMirror, MirrorError, environment_flags
+from tests.fakes.github import FakeGitHub
+
+RUN_URL = "https://github.com/acme/shop/actions/runs/77"
+
+
+@pytest.fixture
+def github():
+    fake = FakeGitHub().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def mirror(github):
+    return DeploymentMirror(github.token, "acme/shop", api_url=github.url, run_url=RUN_URL, throttle=False)
+
+
+DEPLOY = {"id": "dep-0123456789ab", "pipeline_id": "pipe-0123456789ab", "strategy": "canary",
+          "target": "production", "ref": "f" * 40, "status": "in-progress"}
+
+
+def test_a_deploy_becomes_a_deployment_with_an_in_progress_status(github, mirror):
+    external_id = mirror.open(DEPLOY)
+    [create] = github.writes("deployment")
+    assert create.path == "/repos/acme/shop/deployments"
+    assert create.headers["authorization"] == f"token {github.token}" or \
+        create.headers["authorization"] == f"Bearer {github.token}"
+    assert create.body == {
+        "ref": "f" * 40, "task": "deploy", "auto_merge": False, "required_contexts": [],
+        "environment": "production", "description": "canary deploy dep-0123456789ab of pipeline pipe-0123456789ab",
+        "payload": {"chainpipe": {"deploy_id": "dep-0123456789ab", "pipeline_id": "pipe-0123456789ab",
+                                  "strategy": "canary"}},
+        "production_environment": True, "transient_environment": False,
+    }
+    [status] = github.writes("status")
+    assert status.path == f"/repos/acme/shop/deployments/{external_id}/statuses"
+    assert status.body == {"state": "in_progress", "description": "chainpipe: in-progress",
+                           "environment": "production", "target_url": RUN_URL}
+
+
+@pytest.mark.parametrize("deploy_status, state", [
+    ("succeeded", "success"), ("failed", "failure"), ("rolled-back", "inactive"), ("in-progress", "in_progress")])
+def test_statuses_follow_the_deploy(github, mirror, deploy_status, state):
+    external_id = mirror.open(DEPLOY)
+    assert mirror.report(external_id, DEPLOY | {"status": deploy_status}) == state
+    assert [s["state"] for s in github.statuses[int(external_id)]] == ["in_progress", state]
+
+
+def test_environment_flags_tell_production_and_short_lived_environments_apart():
+    assert environment_flags("production-eu") == {"production_environment": True, "transient_environment": False}
+    assert environment_flags("pr-123") == {"production_environment": False, "transient_environment": True}
+    assert environment_flags("staging") == {"production_environment": False, "transient_environment": False}
+
+
+def test_github_errors_are_mirror_errors_that_name_no_token(github, mirror):
+    with pytest.raises(MirrorError, match="of dep-0123456789ab: 404 Not Found") as info:
+        mirror.report("999", DEPLOY)
+    assert github.token not in str(info.value)
+    bad = DeploymentMirror("wrong", "acme/shop", api_url=github.url, throttle=False)
+    with pytest.raises(MirrorError, match="401 Bad credentials"):
+        bad.open(DEPLOY)
+
+
+# --- through the entrypoint: the deployment id is stored on the deploy ---------------------------
+
+@pytest.fixture
+def pipeline(env, config_file):
+    from core.actor import Actor
+    from core.config import load_settings
+    from core.dispatch import execute
+    from core.grammar import get_command
+
+    settings = load_settings(env)
+
+    def call(command, /, **values):
+        cmd = get_command(command)
+        return execute(cmd, {p.name: p.default for p in cmd.params} | values, Actor("alice", "cli"), settings)
+
+    pid = call("create", name="shop", template="bugfix")["id"]
+    call("start", pipeline_id=pid)
+    call("stage", pipeline_id=pid, stage="review")
+    call("approve", pipeline_id=pid, gate="code-review")
+    call.pid = pid
+    return call
+
+
+@pytest.fixture
+def step(env, github, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(DeploymentMirror.__init__.__kwdefaults__, "throttle", False)  # PyGithub waits 1 s per write
+
+    def call(**inputs):
+        (tmp_path / "output").write_text("")
+        runner = {"GITHUB_ACTOR": "octocat", "GITHUB_REPOSITORY": "acme/shop", "GITHUB_RUN_ID": "77",
+                  "GITHUB_SERVER_URL": "https://github.com", "GITHUB_API_URL": github.url, "GITHUB_SHA": "a" * 40,
+                  "GITHUB_OUTPUT": str(tmp_path / "output"), "PIPE_DATA_DIR": env["PIPE_DATA_DIR"],
+                  "PIPE_CONFIG": env["PIPE_CONFIG"], "PIPE_ACTION_DATABASE_URL": env["PIPE_DATABASE_URL"],
+                  "PIPE_ACTION_GITHUB_TOKEN": github.token}
+        code = action.main(runner | {action.env_name(k.replace("_", "-")): v for k, v in inputs.items()})
+        from tests.adapters.test_action_entrypoint import parse_outputs
+
+        return code, capsys.readouterr().out, parse_outputs((tmp_path / "output").read_text())
+
+    return call
+
+
+def test_the_action_mirrors_a_deploy_and_its_statuses_and_stores_the_deployment_id(step, pipeline, github):
+    code, out, outputs = step(command="deploy", pipeline_id=pipeline.pid, strategy="blue-green", target="prod")
+    assert code == 0, out
+    deploy_id = outputs["deploy-id"]
+    [external_id] = [str(i) for i in github.deployments]
+    assert pipeline("deploy-show", deploy_id=deploy_id)["external_id"] == external_id
+    assert github.deployments[int(external_id)]["ref"] == "a" * 40
+    assert github.deployments[int(external_id)]["environment"] == "prod"
+
+    assert step(command="deploy-status", deploy_id=deploy_id, status="success")[0] == 0
+    assert step(command="rollback", deploy_id=deploy_id)[0] == 0
+    assert step(command="rollback", deploy_id=deploy_id)[0] == 0  # idempotent: no second inactive status
+    assert [s["state"] for s in github.statuses[int(external_id)]] == ["in_progress", "success", "inactive"]
+    assert all(s["target_url"] == RUN_URL for s in github.statuses[int(external_id)])
+    audit = pipeline("audit", pipeline_id=pipeline.pid)
+    assert any(e["action"] == "link" and e["data"] == {"external_id": external_id} for e in audit)
+
+
+def test_when_github_fails_the_deploy_stands_and_the_run_gets_a_warning(step, pipeline, github):
+    github.fail_with = 500
+    code, out, outputs = step(command="deploy", pipeline_id=pipeline.pid, strategy="canary", target="production")
+    assert code == 0
+    assert "::warning title=GitHub deployment::deploy " + outputs["deploy-id"] + " recorded, but not mirrored" in out
+    assert pipeline("deploy-show", deploy_id=outputs["deploy-id"])["external_id"] is None
+    assert not github.deployments
