@@ -1,7 +1,7 @@
 """The four DORA figures, computed by the database from deploys, rollbacks and verdicts.
 
 ``DEFINITIONS`` is the one text of what each figure means: ``pipe stats --explain`` prints it and
-docs/monitoring.md carries it verbatim (a test keeps them equal). Every figure is one SQL statement
+docs/monitoring.md carries it verbatim (a test keeps them equal). All four figures come from one SQL statement
 with aggregates, window functions and correlated ``LIMIT 1`` subqueries that both SQLite and
 PostgreSQL run; Python only divides and rounds.
 """
@@ -49,57 +49,55 @@ DEFINITIONS: dict[str, str] = {
 }
 
 # One row per deploy that went out: when it succeeded (a rolled-back deploy's success is in the
-# audit trail), when it first turned unhealthy, and when it failed.
-_DEPLOYS = """
+# audit trail), when it first turned unhealthy, and when it failed. ``deployments`` is referenced
+# several times, so both databases compute it once. ``finished_at >= :since`` is a cheap necessary
+# condition (a deploy goes out before it finishes) that spares the subqueries for older deploys.
+_SQL = """
 WITH d AS (
-  SELECT d.id, d.target, d.status, d.created_at, d.rolled_back_at, p.created_at AS pipeline_created,
+  SELECT d.id, d.seq, d.target, d.status, d.created_at, d.rolled_back_at, p.created_at AS pipeline_created,
     CASE WHEN d.status = 'succeeded' THEN d.finished_at
          ELSE (SELECT MIN(a.at) FROM audit_events a
                WHERE a.entity_id = d.id AND a.entity = 'deploy' AND a.to_state = 'succeeded') END AS succeeded_at,
     (SELECT MIN(v.at) FROM verdict_events v WHERE v.deploy_id = d.id AND v.verdict = 'unhealthy') AS unhealthy_at
   FROM deploys d JOIN pipelines p ON p.id = d.pipeline_id
-  WHERE d.status IN ('succeeded', 'rolled-back') AND d.created_at < :until {target}
-), w AS (
-  SELECT d.*,
-    CASE WHEN succeeded_at IS NOT NULL THEN succeeded_at ELSE rolled_back_at END AS out_at,
-    CASE WHEN unhealthy_at IS NOT NULL AND (rolled_back_at IS NULL OR unhealthy_at < rolled_back_at)
-         THEN unhealthy_at ELSE rolled_back_at END AS failed_at
-  FROM d
+  WHERE d.status IN ('succeeded', 'rolled-back') AND d.created_at < :until AND d.finished_at >= :since {target}
 ), deployments AS (
-  SELECT * FROM w WHERE out_at >= :since AND out_at < :until
+  SELECT w.* FROM (
+    SELECT d.*,
+      CASE WHEN succeeded_at IS NOT NULL THEN succeeded_at ELSE rolled_back_at END AS out_at,
+      CASE WHEN unhealthy_at IS NOT NULL AND (rolled_back_at IS NULL OR unhealthy_at < rolled_back_at)
+           THEN unhealthy_at ELSE rolled_back_at END AS failed_at
+    FROM d) w
+  WHERE w.out_at >= :since AND w.out_at < :until
+), lead_times AS (
+  SELECT {lead} AS x FROM deployments WHERE succeeded_at IS NOT NULL
+), restores AS (
+  SELECT {restore} AS x FROM (
+    SELECT f.failed_at, (
+      SELECT n.finished_at FROM deploys n
+      WHERE n.target = f.target AND n.created_at > f.created_at AND n.status = 'succeeded'
+        AND n.finished_at > f.failed_at
+        AND NOT EXISTS (SELECT 1 FROM verdict_events u WHERE u.deploy_id = n.id AND u.verdict = 'unhealthy')
+      ORDER BY n.created_at, n.seq LIMIT 1) AS restored_at
+    FROM deployments f WHERE f.failed_at IS NOT NULL
+  ) r WHERE r.restored_at IS NOT NULL
+), lr AS (
+  SELECT x, ROW_NUMBER() OVER (ORDER BY x) AS rn, COUNT(*) OVER () AS n FROM lead_times
+), rr AS (
+  SELECT x, ROW_NUMBER() OVER (ORDER BY x) AS rn, COUNT(*) OVER () AS n FROM restores
 )
-"""
-
-_COUNTS = """
 SELECT
-  COALESCE(SUM(CASE WHEN succeeded_at IS NOT NULL THEN 1 ELSE 0 END), 0),
-  COUNT(*),
-  COALESCE(SUM(CASE WHEN failed_at IS NOT NULL THEN 1 ELSE 0 END), 0)
-FROM deployments
+  (SELECT COUNT(*) FROM deployments WHERE succeeded_at IS NOT NULL),
+  (SELECT COUNT(*) FROM deployments),
+  (SELECT COUNT(*) FROM deployments WHERE failed_at IS NOT NULL),
+  (SELECT COUNT(*) FROM lr), {lead_median}, {lead_p90},
+  (SELECT COUNT(*) FROM rr), {restore_median}
 """
 
-# Nearest rank: the p-th percentile of n sorted values is value number ceil(p * n / 100).
-_PERCENTILES = """
-, v AS ({values}),
-r AS (SELECT x, ROW_NUMBER() OVER (ORDER BY x) AS rn, COUNT(*) OVER () AS n FROM v WHERE x IS NOT NULL)
-SELECT MAX(n),
-  MAX(CASE WHEN rn = (n * 50 + 99) / 100 THEN x END),
-  MAX(CASE WHEN rn = (n * 90 + 99) / 100 THEN x END)
-FROM r
-"""
 
-_LEAD = "SELECT {lead} AS x FROM deployments WHERE succeeded_at IS NOT NULL"
-_RESTORE = """
-SELECT {restore} AS x FROM (
-  SELECT f.failed_at, (
-    SELECT n.finished_at FROM deploys n
-    WHERE n.target = f.target AND n.created_at > f.created_at AND n.status = 'succeeded'
-      AND n.finished_at > f.failed_at
-      AND NOT EXISTS (SELECT 1 FROM verdict_events u WHERE u.deploy_id = n.id AND u.verdict = 'unhealthy')
-    ORDER BY n.created_at, n.seq LIMIT 1) AS restored_at
-  FROM deployments f WHERE f.failed_at IS NOT NULL
-) restores
-"""
+def _percentile(ranked: str, p: int) -> str:
+    """Nearest rank: the p-th percentile of n sorted values is value number ceil(p * n / 100)."""
+    return f"(SELECT MAX(x) FROM {ranked} WHERE rn = (n * {p} + 99) / 100)"
 
 
 def _seconds(dialect: str, later: str, earlier: str) -> str:
@@ -124,19 +122,16 @@ def dora_figures(
     uow: UnitOfWork, since: str | None = None, until: str | None = None, target: str | None = None,
 ) -> dict:
     start, end = window(uow.now(), since, until)
-    head = _DEPLOYS.format(target="AND d.target = :target" if target else "")
+    sql = _SQL.format(
+        target="AND d.target = :target" if target else "",
+        lead=_seconds(uow.dialect, "succeeded_at", "pipeline_created"),
+        restore=_seconds(uow.dialect, "restored_at", "failed_at"),
+        lead_median=_percentile("lr", 50), lead_p90=_percentile("lr", 90), restore_median=_percentile("rr", 50),
+    )
+    stmt = text(sql).bindparams(bindparam("since", type_=UTCDateTime()), bindparam("until", type_=UTCDateTime()))
     params = {"since": start, "until": end} | ({"target": target} if target else {})
-
-    def run(sql: str):
-        stmt = text(head + sql).bindparams(bindparam("since", type_=UTCDateTime()),
-                                            bindparam("until", type_=UTCDateTime()))
-        return uow.session.execute(stmt, params).one()
-
-    succeeded, deployments, failures = run(_COUNTS)
-    lead = _seconds(uow.dialect, "succeeded_at", "pipeline_created")
-    lead_n, lead_median, lead_p90 = run(_PERCENTILES.format(values=_LEAD.format(lead=lead)))
-    restore = _seconds(uow.dialect, "restored_at", "failed_at")
-    restored, restore_median, _ = run(_PERCENTILES.format(values=_RESTORE.format(restore=restore)))
+    row = uow.session.execute(stmt, params).one()
+    succeeded, deployments, failures, lead_n, lead_median, lead_p90, restored, restore_median = row
     days = (end - start).total_seconds() / 86400
     return {
         "since": iso(start),
@@ -145,9 +140,9 @@ def dora_figures(
         "days": _round(days),
         "deployment_frequency": {"per_day": _round(succeeded / days), "succeeded_deploys": succeeded},
         "lead_time": {"median_seconds": _round(lead_median), "p90_seconds": _round(lead_p90),
-                      "deploys": lead_n or 0},
+                      "deploys": lead_n},
         "change_failure_rate": {"rate": _round(failures / deployments) if deployments else None,
                                 "failures": failures, "deployments": deployments},
-        "time_to_restore": {"median_seconds": _round(restore_median), "restored": restored or 0,
-                            "unrestored": failures - (restored or 0)},
+        "time_to_restore": {"median_seconds": _round(restore_median), "restored": restored,
+                            "unrestored": failures - restored},
     }

@@ -18,7 +18,7 @@ import math
 import re
 from datetime import timedelta
 
-from sqlalchemy import text
+from sqlalchemy import text, tuple_
 from sqlmodel import select
 
 from core.clock import iso, new_id
@@ -153,9 +153,24 @@ def metrics_of(uow: UnitOfWork, pipeline_id: str) -> list[str]:
     return [r[0] for r in uow.session.execute(_METRICS_SQL, {"p": pipeline_id})]
 
 
-def _last(uow: UnitOfWork, where, limit: int) -> list[MonitorEvent]:
-    stmt = select(MonitorEvent).where(*where).order_by(MonitorEvent.seq.desc()).limit(limit)
-    return list(uow.session.exec(stmt))
+MAX_SEQ = 2**31 - 1
+
+
+def _slice(uow: UnitOfWork, by, key: str, metric: str, limit: int, *, below: int | None = None,
+           upto: int | None = None, oldest: bool = False, where=()) -> list[MonitorEvent]:
+    """Events of one (pipeline or deploy, metric), newest first (or oldest first), seq-bounded.
+
+    The bounds are row values over the whole (by, metric, seq) index key rather than equalities:
+    with equalities PostgreSQL may walk the primary key backwards and filter, which for a deploy
+    with many events costs a scan of everything recorded since; a row-value range over the index
+    key can only be served by that index, in its order, on both databases.
+    """
+    key_cols = (by, MonitorEvent.metric, MonitorEvent.seq)
+    high = (key, metric, below) if below is not None else (key, metric, upto if upto is not None else MAX_SEQ)
+    upper = tuple_(*key_cols) < tuple_(*high) if below is not None else tuple_(*key_cols) <= tuple_(*high)
+    order = [c if oldest else c.desc() for c in key_cols]
+    stmt = select(MonitorEvent).where(tuple_(*key_cols) >= tuple_(key, metric, -1), upper, *where)
+    return list(uow.session.exec(stmt.order_by(*order).limit(limit)))
 
 
 def _window(rule: MetricRule, rows: list[MonitorEvent]) -> list[MonitorEvent]:
@@ -168,11 +183,8 @@ def _window(rule: MetricRule, rows: list[MonitorEvent]) -> list[MonitorEvent]:
 
 def find_baseline(uow: UnitOfWork, dep: Deploy, metric: str, rule: MetricRule, first_seq: int | None) -> dict | None:
     """The events the deploy is compared with, newest first, and where they came from."""
-    where = [MonitorEvent.pipeline_id == dep.pipeline_id, MonitorEvent.metric == metric,
-             MonitorEvent.recorded_at <= dep.created_at]
-    if first_seq is not None:
-        where.append(MonitorEvent.seq < first_seq)
-    rows = _window(rule, _last(uow, where, rule.baseline_window))
+    rows = _window(rule, _slice(uow, MonitorEvent.pipeline_id, dep.pipeline_id, metric, rule.baseline_window,
+                                below=first_seq, where=[MonitorEvent.recorded_at <= dep.created_at]))
     if rows:
         return {"source": "pipeline", "deploy_id": None, "rows": rows}
     earlier = uow.session.exec(
@@ -181,8 +193,7 @@ def find_baseline(uow: UnitOfWork, dep: Deploy, metric: str, rule: MetricRule, f
         .order_by(Deploy.created_at.desc(), Deploy.seq.desc()).limit(BASELINE_DEPLOY_LOOKBACK)
     )
     for prev in earlier:
-        rows = _window(rule, _last(uow, [MonitorEvent.deploy_id == prev.id, MonitorEvent.metric == metric],
-                                   rule.baseline_window))
+        rows = _window(rule, _slice(uow, MonitorEvent.deploy_id, prev.id, metric, rule.baseline_window))
         if rows:
             return {"source": "previous-deploy", "deploy_id": prev.id, "rows": rows}
     return None
@@ -190,15 +201,12 @@ def find_baseline(uow: UnitOfWork, dep: Deploy, metric: str, rule: MetricRule, f
 
 def assess(uow: UnitOfWork, pipeline_id: str, dep: Deploy | None, metric: str, rule: MetricRule | None) -> dict:
     """One metric of one deploy (or of the pipeline, before any deploy): the monitor-status row."""
-    scope = MonitorEvent.deploy_id == dep.id if dep else MonitorEvent.pipeline_id == pipeline_id
-    last = _last(uow, [scope, MonitorEvent.metric == metric], 1)
+    by, key = (MonitorEvent.deploy_id, dep.id) if dep else (MonitorEvent.pipeline_id, pipeline_id)
+    last = _slice(uow, by, key, metric, 1)
     latest = last[0] if last else None
     baseline = None
     if dep is not None and rule is not None:
-        first = None
-        if latest is not None:
-            first = uow.session.exec(select(MonitorEvent.seq).where(scope, MonitorEvent.metric == metric)
-                                     .order_by(MonitorEvent.seq).limit(1)).first()
+        first = _slice(uow, by, key, metric, 1, oldest=True)[0].seq if latest else None
         baseline = find_baseline(uow, dep, metric, rule, first)
     base_value = sum(r.value for r in baseline["rows"]) / len(baseline["rows"]) if baseline else None
     value = latest.value if latest else None
@@ -208,9 +216,8 @@ def assess(uow: UnitOfWork, pipeline_id: str, dep: Deploy | None, metric: str, r
         why = "no deploy yet, so nothing to compare with"
     trend = []
     if latest is not None:
-        trend = [r.value for r in reversed(_last(uow, [MonitorEvent.pipeline_id == pipeline_id,
-                                                       MonitorEvent.metric == metric,
-                                                       MonitorEvent.seq <= latest.seq], TREND_POINTS))]
+        trend = [r.value for r in reversed(_slice(uow, MonitorEvent.pipeline_id, pipeline_id, metric, TREND_POINTS,
+                                                  upto=latest.seq))]
     return {
         "metric": metric,
         "unit": latest.unit if latest else None,
