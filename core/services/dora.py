@@ -50,10 +50,12 @@ DEFINITIONS: dict[str, str] = {
 
 # One row per deploy that went out: when it succeeded (a rolled-back deploy's success is in the
 # audit trail), when it first turned unhealthy, and when it failed. ``deployments`` is referenced
-# several times, so both databases compute it once. ``finished_at >= :since`` is a cheap necessary
-# condition (a deploy goes out before it finishes) that spares the subqueries for older deploys.
+# several times, so both databases compute it once; PostgreSQL would otherwise inline ``d`` and
+# ``restored`` and run their subqueries once per reference (SQLite materialises them anyway).
+# ``finished_at >= :since`` is a cheap necessary condition (a deploy goes out before it finishes)
+# that spares the subqueries for older deploys.
 _SQL = """
-WITH d AS (
+WITH d AS {materialized} (
   SELECT d.id, d.seq, d.target, d.status, d.created_at, d.rolled_back_at, p.created_at AS pipeline_created,
     CASE WHEN d.status = 'succeeded' THEN d.finished_at
          ELSE (SELECT MIN(a.at) FROM audit_events a
@@ -71,8 +73,7 @@ WITH d AS (
   WHERE w.out_at >= :since AND w.out_at < :until
 ), lead_times AS (
   SELECT {lead} AS x FROM deployments WHERE succeeded_at IS NOT NULL
-), restores AS (
-  SELECT {restore} AS x FROM (
+), restored AS {materialized} (
     SELECT f.failed_at, (
       SELECT n.finished_at FROM deploys n
       WHERE n.target = f.target AND n.created_at > f.created_at AND n.status = 'succeeded'
@@ -80,7 +81,8 @@ WITH d AS (
         AND NOT EXISTS (SELECT 1 FROM verdict_events u WHERE u.deploy_id = n.id AND u.verdict = 'unhealthy')
       ORDER BY n.created_at, n.seq LIMIT 1) AS restored_at
     FROM deployments f WHERE f.failed_at IS NOT NULL
-  ) r WHERE r.restored_at IS NOT NULL
+), restores AS (
+  SELECT {restore} AS x FROM restored WHERE restored_at IS NOT NULL
 ), lr AS (
   SELECT x, ROW_NUMBER() OVER (ORDER BY x) AS rn, COUNT(*) OVER () AS n FROM lead_times
 ), rr AS (
@@ -106,6 +108,13 @@ def _seconds(dialect: str, later: str, earlier: str) -> str:
     return f"(julianday({later}) - julianday({earlier})) * 86400.0"
 
 
+def no_jit(uow: UnitOfWork) -> None:
+    """Reports scan many rows, so PostgreSQL's planner switches on JIT compilation, which costs more
+    than it saves here: measured 4 s of compiling for 0.1 s of executing on 100k deploys."""
+    if uow.dialect == "postgresql":
+        uow.session.execute(text("SET LOCAL jit = off"))
+
+
 def window(now: datetime, since: str | None, until: str | None) -> tuple[datetime, datetime]:
     end = parse_iso(until) if until else now
     start = parse_iso(since) if since else end - timedelta(days=DEFAULT_DAYS)
@@ -123,6 +132,7 @@ def dora_figures(
 ) -> dict:
     start, end = window(uow.now(), since, until)
     sql = _SQL.format(
+        materialized="MATERIALIZED" if uow.dialect == "postgresql" else "",
         target="AND d.target = :target" if target else "",
         lead=_seconds(uow.dialect, "succeeded_at", "pipeline_created"),
         restore=_seconds(uow.dialect, "restored_at", "failed_at"),
@@ -130,6 +140,7 @@ def dora_figures(
     )
     stmt = text(sql).bindparams(bindparam("since", type_=UTCDateTime()), bindparam("until", type_=UTCDateTime()))
     params = {"since": start, "until": end} | ({"target": target} if target else {})
+    no_jit(uow)
     row = uow.session.execute(stmt, params).one()
     succeeded, deployments, failures, lead_n, lead_median, lead_p90, restored, restore_median = row
     days = (end - start).total_seconds() / 86400

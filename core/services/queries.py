@@ -93,8 +93,9 @@ def pipeline_stats(
     uow: UnitOfWork, actor: Actor, since: str | None = None, until: str | None = None,
     target: str | None = None, explain: bool = False,
 ) -> dict:
-    from core.services.dora import DEFINITIONS, dora_figures
+    from core.services.dora import DEFINITIONS, dora_figures, no_jit
 
+    no_jit(uow)
     dora = dora_figures(uow, since=since, until=until, target=target)
     if explain:
         dora["definitions"] = dict(DEFINITIONS)
