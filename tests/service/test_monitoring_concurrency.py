@@ -15,8 +15,8 @@ from core.services.deploys import record_deploy, show_deploy
 from core.uow import UnitOfWork
 from tests.service.helpers import at_review_approved
 
-WORKERS = 5
-ROUNDS = 3
+WORKERS = 4
+ROUNDS = 2
 
 
 def _recorder(env: dict, pid: str, person: str, barrier, out) -> None:
