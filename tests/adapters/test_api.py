@@ -148,10 +148,18 @@ def test_commands_are_listed_with_their_parameters(server, token):
     assert [p["name"] for p in approve["params"]] == ["pipeline_id", "gate", "reason"]
 
 
-def test_the_openapi_document_is_valid_and_covers_every_command(server):
+def test_the_served_openapi_document_is_the_generated_one(server):
+    from bot.api import openapi_document
+
+    assert server.get("/api/v1/openapi.json").json() == openapi_document()
+
+
+def test_the_openapi_document_is_valid_and_covers_every_command():
     from openapi_spec_validator import validate
 
-    doc = server.get("/api/v1/openapi.json").json()
+    from bot.api import openapi_document
+
+    doc = openapi_document()
     validate(doc)
     assert doc["openapi"].startswith("3.1")
     for name, command in COMMANDS.items():

@@ -135,5 +135,6 @@ def test_events_older_than_the_max_age_are_skipped(slack, slack_env, fake_slack)
     slack.notifier.stop()
     late = notifier_for(slack, slack_env, max_age_hours=1e-9)
     late.drain_once()
+    late.stop()
     assert fake_slack.calls_to("chat.postMessage") == []
     assert all(r.startswith("skipped: older") for r in results(slack_env).values())
