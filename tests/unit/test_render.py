@@ -19,7 +19,7 @@ def test_json_output_keeps_unicode_and_is_parseable(capsys):
 
 
 def test_nested_results_are_flattened_to_dotted_fields(capsys):
-    render.human("stats", {"pipelines": {"by_status": {"running": 2}}, "artifacts": 3})
+    render.human("config", {"pipelines": {"by_status": {"running": 2}}, "artifacts": 3})
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].split() == ["pipelines.by_status.running", "2"] and lines[2].split() == ["artifacts", "3"]
 
