@@ -22,7 +22,7 @@ demo: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
 
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -q --durations=10
 
 test-sqlite: install
 	env -u PIPE_TEST_DATABASE_URL $(BIN)/python -m pytest
