@@ -138,3 +138,14 @@ def test_events_older_than_the_max_age_are_skipped(slack, slack_env, fake_slack)
     late.stop()
     assert fake_slack.calls_to("chat.postMessage") == []
     assert all(r.startswith("skipped: older") for r in results(slack_env).values())
+
+
+def test_an_unhealthy_metric_from_the_cli_is_posted_once(slack, slack_env, fake_slack):
+    pid = at_review(slack_env)
+    cli(slack_env, f"approve {pid} --gate code-review")
+    cli(slack_env, f"deploy {pid} --strategy canary --target production --status succeeded")
+    cli(slack_env, f"monitor-record {pid} --metric error_rate --value 0.5")
+    cli(slack_env, f"monitor-record {pid} --metric error_rate --value 0.6")  # still unhealthy: no new verdict
+    slack.drain()
+    alerts = [c for c in fake_slack.calls_to("chat.postMessage") if "error_rate is *unhealthy*" in c.params["text"]]
+    assert len(alerts) == 1 and pid in alerts[0].params["text"]
