@@ -25,3 +25,20 @@ def at_review_approved(run, actor, template: str = "feature") -> str:
     for gate in run.settings.templates[template].gates:
         run(approve_gate, actor, pid, gate)
     return pid
+
+
+def race(target, arg_lists: list[tuple]) -> list:
+    """Run ``target(*args, barrier, out)`` in one spawned process per ``args``, all released at once by
+    the barrier; return what each process put on ``out`` (in arrival order)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    barrier, out = ctx.Barrier(len(arg_lists)), ctx.Queue()
+    procs = [ctx.Process(target=target, args=(*args, barrier, out)) for args in arg_lists]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    assert [p.exitcode for p in procs] == [0] * len(procs)
+    return results

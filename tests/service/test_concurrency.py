@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import multiprocessing as mp
-
 import pytest
 
 from core.actor import Actor
@@ -12,7 +10,7 @@ from core.config import load_settings
 from core.services.artifacts import list_artifacts
 from core.services.monitoring import list_events
 from core.services.queries import show_pipeline
-from tests.service.helpers import running_pipeline
+from tests.service.helpers import race, running_pipeline
 
 WORKERS = 6
 ROUNDS = 8
@@ -50,15 +48,8 @@ def test_parallel_writers_lose_and_duplicate_nothing(run, env, config_file, alic
     from core.services.pipelines import advance_stage
 
     run(advance_stage, alice, pid, "review")
-    ctx = mp.get_context("spawn")
-    barrier, out = ctx.Barrier(WORKERS), ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(env, pid, f"dev{n}", barrier, out)) for n in range(WORKERS)]
-    for p in procs:
-        p.start()
-    errors = [e for _ in procs for e in out.get(timeout=120)]
-    for p in procs:
-        p.join(timeout=60)
-    assert errors == []
+    errors = race(_worker, [(env, pid, f"dev{n}") for n in range(WORKERS)])
+    assert [e for batch in errors for e in batch] == []
     versions = sorted(a["version"] for a in run(list_artifacts, alice, pid, all_versions=True))
     assert versions == list(range(1, WORKERS * ROUNDS + 1))
     assert len(run(list_events, alice, pid, limit=1000)) == WORKERS * ROUNDS
@@ -75,14 +66,7 @@ def test_two_approvers_at_the_same_instant_both_count(run, env, config_file, ali
     from core.services.pipelines import advance_stage
 
     run(advance_stage, alice, pid, "review")
-    ctx = mp.get_context("spawn")
-    barrier, out = ctx.Barrier(workers), ctx.Queue()
-    procs = [ctx.Process(target=_approve_once, args=(env, pid, f"rev{n}", barrier, out)) for n in range(workers)]
-    for p in procs:
-        p.start()
-    results = [out.get(timeout=120) for _ in procs]
-    for p in procs:
-        p.join(timeout=60)
+    results = race(_approve_once, [(env, pid, f"rev{n}") for n in range(workers)])
     assert sorted(results) == ["ok"] * workers
     gate = run(show_pipeline, alice, pid)["gates"][0]
     assert gate["status"] == "approved" and len(gate["approvals"]) == workers

@@ -3,20 +3,19 @@ and unit of work) activate pipelines of one owner, or queue runs of one pipeline
 
 from __future__ import annotations
 
-import multiprocessing as mp
-
 import pytest
 
 from core.actor import Actor
 from core.services import governance as gov
 from core.services import governance_runs as runs
+from tests.service.helpers import race
 
 PROCESSES = 6
 PER_PROCESS = 4
 CAP = 5
 
 
-def _attempt(env: dict, barrier, results, pipeline_ids: list[str], run_ids: list[str]) -> None:
+def _attempt(env: dict, pipeline_ids: list[str], run_ids: list[str], barrier, results) -> None:
     """Child process: wait for every sibling, race on activations, wait again, race on new runs."""
     from core.config import load_settings
     from core.errors import CapExceeded, PipeError
@@ -55,16 +54,8 @@ def test_concurrent_processes_never_exceed_the_owner_cap_or_the_run_cap(run, ali
     for pid in pipeline_ids:
         run(gov.register_pipeline_v2, alice, pipeline_id=pid, owner="team-a")
 
-    ctx = mp.get_context("spawn")
-    barrier, results = ctx.Barrier(PROCESSES), ctx.Queue()
-    procs = [ctx.Process(target=_attempt, args=(env, barrier, results, pipeline_ids[i::PROCESSES],
-                                                run_ids[i::PROCESSES])) for i in range(PROCESSES)]
-    for p in procs:
-        p.start()
-    outcomes = [row for _ in procs for row in results.get(timeout=120)]
-    for p in procs:
-        p.join(timeout=30)
-        assert p.exitcode == 0
+    batches = race(_attempt, [(env, pipeline_ids[i::PROCESSES], run_ids[i::PROCESSES]) for i in range(PROCESSES)])
+    outcomes = [row for batch in batches for row in batch]
 
     assert [o for _, o in outcomes if o not in ("ok", "cap")] == []  # no "database is locked", no crash
     assert sum(o == "ok" for k, o in outcomes if k == "activate") == CAP

@@ -4,8 +4,6 @@ row lock on the pipeline)."""
 
 from __future__ import annotations
 
-import multiprocessing as mp
-
 from sqlmodel import select
 
 from core.actor import Actor
@@ -13,7 +11,7 @@ from core.config import load_settings
 from core.models import AuditEvent, VerdictEvent
 from core.services.deploys import record_deploy, show_deploy
 from core.uow import UnitOfWork
-from tests.service.helpers import at_review_approved
+from tests.service.helpers import at_review_approved, race
 
 WORKERS = 4
 ROUNDS = 2
@@ -40,14 +38,7 @@ def test_concurrent_breaches_roll_the_deploy_back_exactly_once(run, env, config_
     run.reload(env)
     pid = at_review_approved(run, alice)
     dep = run(record_deploy, alice, pid, strategy="canary", target="production", status="succeeded")["id"]
-    ctx = mp.get_context("spawn")
-    barrier, out = ctx.Barrier(WORKERS), ctx.Queue()
-    procs = [ctx.Process(target=_recorder, args=(env, pid, f"probe{n}", barrier, out)) for n in range(WORKERS)]
-    for p in procs:
-        p.start()
-    results = [r for _ in procs for r in out.get(timeout=120)]
-    for p in procs:
-        p.join(timeout=60)
+    results = [r for batch in race(_recorder, [(env, pid, f"probe{n}") for n in range(WORKERS)]) for r in batch]
     assert sorted(results) == ["ok"] * (WORKERS * ROUNDS - 1) + ["rollback"]
     assert run(show_deploy, alice, dep)["status"] == "rolled-back"
     with UnitOfWork(run.settings, write=False) as uow:
