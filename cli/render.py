@@ -67,6 +67,10 @@ def _show(p: dict) -> list[str]:
         parts.append(_artifacts(p["artifacts"], "Artifacts (latest versions)"))
     if p.get("recent_deploys"):
         parts.append(_deploys(p["recent_deploys"], "Recent deploys"))
+    if p.get("metrics"):
+        parts.append(table(["metric", "latest", "unit", "deploy", "recorded"], [
+            [m["metric"], m["value"], m["unit"], m["deploy_id"], m["recorded_at"]] for m in p["metrics"]],
+            "Metrics (latest value)"))
     return parts
 
 

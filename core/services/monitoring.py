@@ -173,6 +173,12 @@ def _slice(uow: UnitOfWork, by, key: str, metric: str, limit: int, *, below: int
     return list(uow.session.exec(stmt.order_by(*order).limit(limit)))
 
 
+def latest_values(uow: UnitOfWork, pipeline_id: str) -> list[dict]:
+    """The newest event of each of the pipeline's metrics (for `show`): one index seek per metric."""
+    rows = (_slice(uow, MonitorEvent.pipeline_id, pipeline_id, metric, 1) for metric in metrics_of(uow, pipeline_id))
+    return [monitor_event_view(r[0]) for r in rows if r]
+
+
 def _window(rule: MetricRule, rows: list[MonitorEvent]) -> list[MonitorEvent]:
     """Rows are newest first; a duration window keeps those within it of the newest."""
     if rule.baseline_seconds and rows:
@@ -199,11 +205,17 @@ def find_baseline(uow: UnitOfWork, dep: Deploy, metric: str, rule: MetricRule, f
     return None
 
 
-def assess(uow: UnitOfWork, pipeline_id: str, dep: Deploy | None, metric: str, rule: MetricRule | None) -> dict:
-    """One metric of one deploy (or of the pipeline, before any deploy): the monitor-status row."""
+def assess(uow: UnitOfWork, pipeline_id: str, dep: Deploy | None, metric: str, rule: MetricRule | None,
+           *, latest: MonitorEvent | None = None, with_trend: bool = True) -> dict:
+    """One metric of one deploy (or of the pipeline, before any deploy): the monitor-status row.
+
+    ``latest``: the newest event when the caller already holds it (monitor-record just wrote it);
+    ``with_trend=False`` skips the sparkline read, which recording does not need.
+    """
     by, key = (MonitorEvent.deploy_id, dep.id) if dep else (MonitorEvent.pipeline_id, pipeline_id)
-    last = _slice(uow, by, key, metric, 1)
-    latest = last[0] if last else None
+    if latest is None:
+        last = _slice(uow, by, key, metric, 1)
+        latest = last[0] if last else None
     baseline = None
     if dep is not None and rule is not None:
         first = _slice(uow, by, key, metric, 1, oldest=True)[0].seq if latest else None
@@ -215,7 +227,7 @@ def assess(uow: UnitOfWork, pipeline_id: str, dep: Deploy | None, metric: str, r
     if dep is None and latest is not None and rule is not None:
         why = "no deploy yet, so nothing to compare with"
     trend = []
-    if latest is not None:
+    if latest is not None and with_trend:
         trend = [r.value for r in reversed(_slice(uow, MonitorEvent.pipeline_id, pipeline_id, metric, TREND_POINTS,
                                                   upto=latest.seq))]
     return {
@@ -264,7 +276,8 @@ def record_metric(
     )
     uow.add(row)
     uow.session.flush()  # the assessment below reads this event back
-    assessed = assess(uow, pipeline.id, dep, metric, uow.settings.metric_rules.get(metric))
+    assessed = assess(uow, pipeline.id, dep, metric, uow.settings.metric_rules.get(metric), latest=row,
+                      with_trend=False)
     verdict = _record_verdict(uow, actor, pipeline, dep, assessed)
     rollback = _auto_rollback(uow, actor, pipeline, dep, assessed)
     view = monitor_event_view(row) | {"verdict": verdict, "rollback": rollback}

@@ -10,6 +10,7 @@ from core.errors import InvalidInput
 from core.models import Approval, Artifact, AuditEvent, Deploy, MonitorEvent, Pipeline
 from core.services.artifacts import list_artifacts
 from core.services.common import gates_of, stages_of
+from core.services.monitoring import latest_values
 from core.uow import Actor, UnitOfWork
 from core.views import (
     artifact_view,
@@ -39,6 +40,7 @@ def show_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str) -> dict:
         "gates": _gates_with_decisions(uow, pipeline_id),
         "artifacts": list_artifacts(uow, actor, pipeline_id),
         "recent_deploys": [deploy_view(d) for d in deploys],
+        "metrics": latest_values(uow, pipeline_id),
     }
 
 

@@ -111,8 +111,10 @@ def test_the_example_workflow_runs_under_act_and_pipe_show_displays_what_it_reco
     assert deploy["surface"] == "github" and deploy["created_by"].startswith("github:")
     # deploy-status reported the job's success; an unhealthy verdict on the metrics then rolls it back
     assert deploy["status"] in ("succeeded", "rolled-back")
+    assert {(m["metric"], m["value"]) for m in shown["metrics"]} == {("error_rate", 0.4), ("latency_ms", 182.0)}
     human = pipe(penv, "show", pid)
     assert "app.tar.gz" in human and deploy["id"] in human and deploy["status"] in human
+    assert "Metrics (latest value)" in human and "latency_ms" in human
     events = json.loads(pipe(penv, "monitor-events", pid, "--json"))
     assert {(e["metric"], e["value"], e["deploy_id"]) for e in events} == {
         ("error_rate", 0.4, deploy["id"]), ("latency_ms", 182.0, deploy["id"])}

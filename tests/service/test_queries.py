@@ -23,6 +23,16 @@ def test_list_is_newest_first_with_filters_and_limit(run, alice):
         run(list_pipelines, alice, limit=0)
 
 
+def test_show_lists_the_latest_value_of_each_metric(run, alice):
+    from core.services.queries import show_pipeline
+
+    pid = at_review_approved(run, alice)
+    for metric, value in (("cpu", 10), ("error_rate", 0.5), ("cpu", 30)):
+        run(record_metric, alice, pid, metric=metric, value=value)
+    assert [(m["metric"], m["value"]) for m in run(show_pipeline, alice, pid)["metrics"]] == [
+        ("cpu", 30.0), ("error_rate", 0.5)]
+
+
 def test_export_holds_everything_about_a_pipeline(run, alice):
     pid = at_review_approved(run, alice)
     dep = run(record_deploy, alice, pid, strategy="canary", target="production")
