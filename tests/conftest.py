@@ -132,3 +132,13 @@ def run(settings, clock):
             self.settings = load_settings(env_)
 
     return Runner()
+
+
+@pytest.fixture
+def fake_slack():
+    """A local fake of the Slack Web API (a real HTTP server), recording every call."""
+    from tests.fakes import slack as fake
+
+    server = fake.FakeSlack().start()
+    yield server
+    server.stop()

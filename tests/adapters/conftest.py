@@ -9,13 +9,6 @@ from tests.fakes import slack as fake
 
 
 @pytest.fixture
-def fake_slack():
-    server = fake.FakeSlack().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def slack_env(env, fake_slack):
     return env | {
         "SLACK_SIGNING_SECRET": fake.SIGNING_SECRET,

@@ -61,13 +61,6 @@ class ServerProcess:
 
 
 @pytest.fixture
-def fake_slack():
-    server = fake.FakeSlack().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def server_env(env, fake_slack, config_file):
     return {**os.environ, **env,
             "SLACK_SIGNING_SECRET": fake.SIGNING_SECRET, "SLACK_BOT_TOKEN": fake.BOT_TOKEN,
