@@ -261,6 +261,13 @@ class Step:
                                                         "deploy": self.inputs["deploy-id"] or None})
             rows.append((event["metric"], f"{event['value']:g}" + (f" (deploy {event['deploy_id']})"
                                                                     if event["deploy_id"] else "")))
+            rolled = event.get("rollback")
+            if rolled and rolled.get("changed"):
+                # The metric tripped the auto_rollback policy: say so, and let GitHub follow.
+                annotate("warning", f"deploy {rolled['id']} rolled back: {rolled['rollback_reason']}",
+                         title="automatic rollback")
+                rows.append(("rolled back", f"{rolled['id']}: {rolled['rollback_reason']}"))
+                self._report_mirror(rolled)
         verdict = self.backend.run("monitor-status", {"pipeline_id": pipeline_id}).get("verdict")
         self.report.output("pipeline-id", pipeline_id)
         self.report.output("status", verdict)

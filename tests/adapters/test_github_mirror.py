@@ -137,3 +137,15 @@ def test_when_github_fails_the_deploy_stands_and_the_run_gets_a_warning(step, pi
     assert "::warning title=GitHub deployment::deploy " + outputs["deploy-id"] + " recorded, but not mirrored" in out
     assert pipeline("deploy-show", deploy_id=outputs["deploy-id"])["external_id"] is None
     assert not github.deployments
+
+
+def test_a_metric_that_trips_auto_rollback_marks_the_github_deployment_inactive(step, pipeline, github, config_file):
+    config_file("[monitor]\nauto_rollback = true\n")
+    code, out, outputs = step(command="deploy", pipeline_id=pipeline.pid, strategy="canary", target="production")
+    assert code == 0, out
+    [external_id] = [str(i) for i in github.deployments]
+    code, out, _ = step(command="metric", pipeline_id=pipeline.pid, metric="error_rate", value="0.5")
+    assert code == 0, out
+    assert f"::warning title=automatic rollback::deploy {outputs['deploy-id']} rolled back: auto_rollback:" in out
+    assert pipeline("deploy-show", deploy_id=outputs["deploy-id"])["status"] == "rolled-back"
+    assert [s["state"] for s in github.statuses[int(external_id)]] == ["in_progress", "inactive"]
