@@ -134,18 +134,24 @@ def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name="pipe", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        # A bare `pipe` asks what there is to do: the help, on stdout, is the answer.
+        sys.stdout.write(exc.format_message() + "\n")
+        return 0
     except click.exceptions.UsageError as exc:
         hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
         say(exc.format_message().splitlines()[0] + hint)
         return 2
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         say("aborted")
         return 130
-    except click.ClickException as exc:
+    except click.exceptions.ClickException as exc:
         say(exc.format_message())
         return exc.exit_code
+    except SystemExit as exc:  # shell completion answers and exits
+        return exc.code if isinstance(exc.code, int) else 0
     except KeyboardInterrupt:
         say("interrupted")
         return 130

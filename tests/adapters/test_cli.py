@@ -184,3 +184,21 @@ def test_human_output_is_readable(cli):
     out = cli("show", pid).stdout
     assert "Stages" in out and "requirements" in out and "code-review" in out
     assert cli("start", pid).stdout.strip().endswith("running  stage requirements")
+
+
+def test_a_bare_pipe_prints_the_help_and_succeeds(inproc):
+    code, out, err = inproc()
+    assert code == 0 and err == ""
+    assert out.startswith("Usage: pipe [OPTIONS] COMMAND") and "artifact-add" in out and "monitor-status" in out
+
+
+def test_shell_completion_completes_commands_and_options(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIPE_")} | {
+        "PIPE_DATA_DIR": str(tmp_path), "_PIPE_COMPLETE": "complete_bash"}
+    words = subprocess.run([PIPE], capture_output=True, text=True, timeout=60,
+                           env=env | {"COMP_WORDS": "pipe deploy-", "COMP_CWORD": "1"})
+    assert words.returncode == 0 and words.stderr == ""
+    assert set(words.stdout.split()) >= {"deploy-strategies", "deploy-update", "deploy-show"}
+    options = subprocess.run([PIPE], capture_output=True, text=True, timeout=60,
+                             env=env | {"COMP_WORDS": "pipe deploy --st", "COMP_CWORD": "2"})
+    assert options.returncode == 0 and set(options.stdout.split()) == {"--strategy", "--status"}
