@@ -159,6 +159,8 @@ def _read_file(env) -> tuple[Path | None, dict]:
         return path, tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
 
 
 def _str_tuple(value, where: str) -> tuple[str, ...]:

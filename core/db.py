@@ -76,7 +76,10 @@ def _sqlite_engine(url: str) -> Engine:
     if not memory:
         path = Path(url.split("///", 1)[1]) if "///" in url else None
         if path is not None:
-            path.expanduser().parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.expanduser().parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(f"cannot create the database directory {path.parent}: {exc.strerror}") from None
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": 30},

@@ -24,8 +24,10 @@ OPEN_STATUSES = ("created", "running", "paused", "failed")
 def file_digest(path: str) -> tuple[str, int]:
     """sha256 and size of a regular file, read in 1 MiB blocks."""
     p = Path(path).expanduser()
-    if not p.is_file():
+    if not p.exists():
         raise InvalidInput(f"file not found: {path}")
+    if not p.is_file():
+        raise InvalidInput(f"not a regular file: {path} (give the file to record, e.g. an archive)")
     h = hashlib.sha256()
     size = 0
     try:

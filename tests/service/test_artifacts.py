@@ -60,6 +60,7 @@ def test_stage_may_be_named_with_an_alias(run, alice):
 @pytest.mark.parametrize("kwargs,problem", [
     ({"type": "zip"}, "unknown artifact type: zip; allowed: binary, docker-image, report, log, sbom, document"),
     ({"type": "binary", "path": "/nope/missing.zip"}, "file not found: /nope/missing.zip"),
+    ({"type": "binary", "path": "/"}, "not a regular file: /"),
     ({"type": "binary", "digest": "md5:abc"}, "digest must look like sha256:"),
     ({"type": "binary", "path": "BUILD", "digest": "sha256:" + "0" * 64}, "does not match the file's"),
     ({"type": "binary", "path": "BUILD", "uri": "s3://x"}, "either --path or --uri"),

@@ -50,3 +50,8 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path):
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_an_unusable_sqlite_location_is_a_config_error():
+    with pytest.raises(ConfigError, match="cannot create the database directory /proc/chainpipe-nope"):
+        db.get_engine("sqlite:////proc/chainpipe-nope/pipe.db")

@@ -63,3 +63,8 @@ def test_an_explicit_config_path_that_does_not_exist_is_an_error(tmp_path):
 def test_passwords_are_redacted_from_database_urls():
     assert redact_url("postgresql+psycopg://app:s3cret@db:5432/pipe") == "postgresql+psycopg://app:***@db:5432/pipe"
     assert redact_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_a_config_path_that_is_a_directory_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config file .*: Is a directory"):
+        load_settings({"PIPE_CONFIG": str(tmp_path)})
