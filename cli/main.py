@@ -18,6 +18,7 @@ try:  # recent Typer releases vendor Click; older ones use the click package
 except ImportError:  # pragma: no cover
     import click
 
+from cli import tokens
 from core.grammar import COMMANDS, Command, Param
 
 HELP = """chainpipe: delivery pipelines with approval gates, artifacts, deploys and monitoring.
@@ -95,16 +96,8 @@ for _command in COMMANDS.values():
     app.command(_command.name, help=_command.help, epilog=_epilog)(make_callback(_command))
 
 
-def _register_extensions() -> None:
-    """Command groups that are not pipeline operations (tokens, server helpers)."""
-    try:
-        from cli import tokens
-    except ImportError:
-        return
-    app.add_typer(tokens.app, name="token")
-
-
-_register_extensions()
+# Command groups that are not grammar commands: API tokens are managed only from a terminal.
+app.add_typer(tokens.app, name="token")
 
 
 def _catalogue_fast_path(argv: list[str]) -> int | None:
