@@ -18,7 +18,7 @@ from core.actor import Actor
 from core.clock import utcnow
 from core.config import Settings, load_settings
 from core.db import WRITE_OPTION, get_engine
-from core.errors import ConfigError, NotFound, PipeError
+from core.errors import ConfigError, NotFound
 from core.models import AuditEvent, Deploy, Pipeline
 
 
@@ -114,12 +114,3 @@ class UnitOfWork:
         )
         self.session.add(event)
         return event
-
-
-def run_in_uow(fn: Callable, *args, settings: Settings | None = None, write: bool = True, **kwargs):
-    """Open a unit of work, call ``fn(uow, *args, **kwargs)``, return its plain result."""
-    with UnitOfWork(settings, write=write) as uow:
-        return fn(uow, *args, **kwargs)
-
-
-__all__ = ["Actor", "UnitOfWork", "run_in_uow", "PipeError"]

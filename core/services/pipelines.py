@@ -123,12 +123,13 @@ def complete_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str) -> dict:
     require_status(pipeline, ("running",), "complete")
     require_gates_approved(gates_of(uow, pipeline.id))
     now = uow.now()
-    current = _current_stage(uow, pipeline)
-    for stage in stages_of(uow, pipeline.id):
-        if stage is current or stage.name == pipeline.current_stage:
+    stages = stages_of(uow, pipeline.id)
+    current = next(s for s in stages if s.name == pipeline.current_stage)  # running ⇒ there is one
+    for stage in stages:
+        if stage is current:
             fire(STAGE, stage, "complete")
             stage.finished_at = now
-        elif current is not None and stage.position > current.position and stage.status == "pending":
+        elif stage.position > current.position and stage.status == "pending":
             fire(STAGE, stage, "skip")
     pipeline = _transition(uow, actor, pipeline_id, "complete")
     pipeline.finished_at = now

@@ -190,24 +190,29 @@ def test_rework_reopens_the_gate_and_brings_the_buttons_back(slack, slack_env, f
     assert actions_of(latest["blocks"]) and ts
 
 
-def test_two_approvers_at_the_same_instant_both_count(slack, slack_env, fake_slack, config_file):
-    config_file("[gates.code-review]\nrequired_approvals = 2\n")
-    slack = slack.rebuild()
-    pid = at_review(slack_env)
+def click_approve_together(slack, pid: str, users: list[str]) -> list[str]:
+    """Press Approve as each user at the same instant (one thread each); the sorted reply texts."""
     value = blocks.gate_value(pid, "code-review")
-    barrier = threading.Barrier(2)
+    barrier = threading.Barrier(len(users))
     paths = []
 
     def click(user):
         barrier.wait()
         paths.append(slack.click(blocks.APPROVE, value, user=user)[1])
 
-    threads = [threading.Thread(target=click, args=(u,)) for u in ("U0BOB", "U0CAROL")]
+    threads = [threading.Thread(target=click, args=(u,)) for u in users]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    replies = sorted(slack.reply(p)["text"] for p in paths)
+    return sorted(slack.reply(p)["text"] for p in paths)
+
+
+def test_two_approvers_at_the_same_instant_both_count(slack, slack_env, fake_slack, config_file):
+    config_file("[gates.code-review]\nrequired_approvals = 2\n")
+    slack = slack.rebuild()
+    pid = at_review(slack_env)
+    replies = click_approve_together(slack, pid, ["U0BOB", "U0CAROL"])
     assert all(r.startswith("You approved") for r in replies), replies
     gate = cli(slack_env, f"show {pid}")["gates"][0]
     assert gate["status"] == "approved"
@@ -218,20 +223,7 @@ def test_the_same_person_twice_at_the_same_instant_is_one_record(slack, slack_en
     config_file("[gates.code-review]\nrequired_approvals = 2\n")
     slack = slack.rebuild()
     pid = at_review(slack_env)
-    value = blocks.gate_value(pid, "code-review")
-    barrier = threading.Barrier(2)
-    paths = []
-
-    def click():
-        barrier.wait()
-        paths.append(slack.click(blocks.APPROVE, value, user="U0BOB")[1])
-
-    threads = [threading.Thread(target=click) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    replies = sorted(slack.reply(p)["text"] for p in paths)
+    replies = click_approve_together(slack, pid, ["U0BOB", "U0BOB"])
     assert replies[0].startswith("You already decided") and replies[1].startswith("You approved"), replies
     gate = cli(slack_env, f"show {pid}")["gates"][0]
     assert gate["status"] == "pending" and len(gate["decisions"]) == 1

@@ -20,8 +20,6 @@ def at_review_approved(run, actor, template: str = "feature") -> str:
     """A running pipeline at its review stage with every gate approved (ready to deploy)."""
     pid = running_pipeline(run, actor, template)
     run(advance_stage, actor, pid, "review")
-    from core.config import load_settings  # noqa: F401  (settings come from the runner)
-
     for gate in run.settings.templates[template].gates:
         run(approve_gate, actor, pid, gate)
     return pid
