@@ -17,6 +17,7 @@ from pathlib import Path
 
 from core.catalogue import BUILTIN_TEMPLATES, GATE_KINDS, Template, make_template
 from core.errors import ConfigError
+from core.rules.metrics import BASELINE_MAX_EVENTS, DEFAULT_METRIC_RULES, MetricRule
 
 _METRIC_NAME = re.compile(r"^[a-z][a-z0-9_.]*$")
 
@@ -34,6 +35,8 @@ class GatePolicy:
     groups: tuple[str, ...] = ()
     forbid_self_approval: bool = False
     required_approvals: int = 1
+    # Everyone the policy names: its approvers and the members of its groups (resolved at load).
+    members: frozenset[str] = frozenset()
 
     @property
     def open_to_anyone(self) -> bool:
@@ -46,47 +49,6 @@ class GatePolicy:
             "forbid_self_approval": self.forbid_self_approval,
             "required_approvals": self.required_approvals,
         }
-
-
-@dataclass(frozen=True)
-class MetricRule:
-    """Health thresholds for one metric. ``direction`` says which way is better.
-
-    ``degraded`` / ``unhealthy`` are absolute limits, inclusive; ``tolerance`` is the relative
-    worsening against the baseline allowed before a regression is flagged (0.2 = 20 %);
-    ``baseline_window`` is how many events before the deploy form the baseline (an int), or how
-    far back in time (a duration such as ``"30m"``, ``"2h"``, ``"1d"``; in seconds here).
-    """
-
-    direction: str = "lower"
-    degraded: float | None = None
-    unhealthy: float | None = None
-    tolerance: float = 0.2
-    baseline_window: int = 20
-    baseline_seconds: int | None = None
-
-    @property
-    def has_thresholds(self) -> bool:
-        return self.degraded is not None or self.unhealthy is not None
-
-    def as_dict(self) -> dict:
-        return {
-            "direction": self.direction,
-            "degraded": self.degraded,
-            "unhealthy": self.unhealthy,
-            "tolerance": self.tolerance,
-            "baseline_window": self.baseline_window,
-            "baseline_seconds": self.baseline_seconds,
-        }
-
-
-DEFAULT_METRIC_RULES: dict[str, MetricRule] = {
-    "error_rate": MetricRule("lower", degraded=0.05, unhealthy=0.1, tolerance=0.2),
-    "latency_ms": MetricRule("lower", degraded=500.0, unhealthy=1000.0, tolerance=0.2),
-    "cpu": MetricRule("lower", degraded=80.0, unhealthy=95.0, tolerance=0.25),
-}
-# A duration window is still capped at this many events, so the baseline query stays bounded.
-BASELINE_MAX_EVENTS = 1000
 
 
 @dataclass(frozen=True)
@@ -192,7 +154,7 @@ def _bool(value, where: str) -> bool:
     raise ConfigError(f"{where} must be true or false, got {value!r}")
 
 
-def _gate_policy(gate: str, raw: dict, env) -> GatePolicy:
+def _gate_policy(gate: str, raw: dict, env, groups: dict[str, tuple[str, ...]]) -> GatePolicy:
     key = "PIPE_GATE_" + gate.upper().replace("-", "_") + "_"
     merged = dict(raw)
     for name in ("approvers", "groups", "forbid_self_approval", "required_approvals"):
@@ -202,9 +164,15 @@ def _gate_policy(gate: str, raw: dict, env) -> GatePolicy:
     if unknown:
         raise ConfigError(f"gates.{gate}: unknown key {sorted(unknown)[0]}")
     where = f"gates.{gate}"
+    approvers = _str_tuple(merged.get("approvers", ()), f"{where}.approvers")
+    policy_groups = _str_tuple(merged.get("groups", ()), f"{where}.groups")
+    members = set(approvers)
+    for group in policy_groups:
+        members.update(groups.get(group, ()))
     return GatePolicy(
-        approvers=_str_tuple(merged.get("approvers", ()), f"{where}.approvers"),
-        groups=_str_tuple(merged.get("groups", ()), f"{where}.groups"),
+        approvers=approvers,
+        groups=policy_groups,
+        members=frozenset(members),
         forbid_self_approval=_bool(merged.get("forbid_self_approval", False), f"{where}.forbid_self_approval"),
         required_approvals=_positive_int(merged.get("required_approvals", 1), f"{where}.required_approvals"),
     )
@@ -318,8 +286,8 @@ def load_settings(env=None) -> Settings:
     for gate in gates_raw:
         if gate not in GATE_KINDS:
             raise ConfigError(f"gates.{gate}: unknown gate; allowed: {', '.join(GATE_KINDS)}")
-    policies = {g: _gate_policy(g, gates_raw.get(g, {}), env) for g in GATE_KINDS}
     groups = {g: _str_tuple(m, f"groups.{g}") for g, m in dict(raw.get("groups", {})).items()}
+    policies = {g: _gate_policy(g, gates_raw.get(g, {}), env, groups) for g in GATE_KINDS}
     identities = {str(k): str(v) for k, v in dict(raw.get("identities", {})).items()}
     rules, auto_rollback = _monitor(raw.get("monitor", {}))
     return Settings(url, path, templates, policies, groups, identities, rules, raw, auto_rollback)

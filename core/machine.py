@@ -1,26 +1,33 @@
 """Every state machine of chainpipe, as data, and the one function that moves a status.
 
 Each table is a list of rows ``(from, trigger, to)``. `fire` is the only code that assigns a
-status: it looks the row up, or raises ``InvalidTransition`` with the states the trigger is allowed
-from. Guards that need more than the status (gates approved, caps) live in the services and run
-before `fire`, so a refused request changes nothing.
+status: it looks the row up, or raises ``InvalidTransition`` naming the states the trigger is
+allowed from and the way out (``…; allowed from: running; resume it first: pipe resume pipe-…``).
+Rows whose target is ``STAY`` are preconditions: the trigger (deploy, decide, add-artifact, touch…)
+is allowed from that status and leaves it as it is, so "may this happen now" has one answer too.
+Guards that need more than the status (gates approved, caps, policies) live in core/rules and the
+services and run before `fire`, so a refused request changes nothing.
 
     pipeline   created → running ⇄ paused; running → completed; running/paused → failed → running;
                created/running/paused/failed → cancelled          (completed, cancelled terminal)
+               stay: stage, deploy, decide (a gate) from running; add-artifact from any open status
     stage      pending → running → completed; pending → skipped; running → failed → running;
                rework re-opens running/completed/skipped stages to pending
     gate       pending → approved | rejected; approved/rejected → pending (re-open)
     deploy     pending → in-progress → succeeded | failed; pending → succeeded | failed;
                in-progress/succeeded → rolled-back                 (failed, rolled-back terminal)
     pipeline_v2  pending → active ⇄ paused; pending/active/paused → archived (terminal)
+                 stay: touch from pending/active/paused; run (create or start a run) from active
     run_v2       queued → running | cancelled; running → completed | failed | cancelled
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.errors import InvalidTransition
+
+STAY = "="  # a row's target: the trigger is allowed from here and leaves the status unchanged
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,11 @@ class Machine:
     states: tuple[str, ...]
     initial: str
     rows: tuple[tuple[str, str, str], ...]
+    # How a trigger reads in "can't <phrase> a <noun>" when it is not a plain verb.
+    phrases: dict[str, str] = field(default_factory=dict)
+    # Ways out: triggers worth suggesting, with the command that fires each
+    # ("resume it first: pipe resume <id>").
+    ways_out: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_shape(self)
@@ -48,6 +60,28 @@ class Machine:
 
     def triggers(self) -> list[str]:
         return list(dict.fromkeys(trig for _, trig, _ in self.rows))
+
+    def allows(self, state: str, trigger: str) -> bool:
+        return self.target(state, trigger) is not None
+
+    def way_out(self, state: str, trigger: str) -> str | None:
+        """The first move from ``state`` (not into a terminal state) after which ``trigger`` is allowed."""
+        for src, trig, dst in self.rows:
+            if src == state and trig in self.ways_out and self.allows(dst, trigger):
+                return trig
+        return None
+
+    def refusal(self, state: str, trigger: str, *, obj_id: str | None = None, label: str | None = None) -> str:
+        """The one message for a trigger that may not fire from ``state``."""
+        allowed = ", ".join(self.allowed_from(trigger)) or "nowhere"
+        message = (f"can't {self.phrases.get(trigger, trigger)} a {label or self.noun} that is {state}; "
+                   f"allowed from: {allowed}")
+        move = self.way_out(state, trigger)
+        if move is not None:
+            return f"{message}; {move} it first: pipe {self.ways_out[move]}" + (f" {obj_id}" if obj_id else "")
+        if state in self.terminal:
+            return f"{message}; {state} is final"
+        return message
 
 
 def check_shape(m: Machine) -> None:
@@ -77,8 +111,11 @@ def _rows(*spec: tuple[str | tuple[str, ...], str, str]) -> tuple[tuple[str, str
     out = []
     for src, trig, dst in spec:
         for s in (src,) if isinstance(src, str) else src:
-            out.append((s, trig, dst))
+            out.append((s, trig, s if dst == STAY else dst))
     return tuple(out)
+
+
+OPEN_PIPELINE = ("created", "running", "paused", "failed")
 
 
 PIPELINE = Machine(
@@ -89,12 +126,18 @@ PIPELINE = Machine(
         ("created", "start", "running"),
         ("running", "pause", "paused"),
         ("paused", "resume", "running"),
-        ("running", "stage", "running"),
         ("running", "complete", "completed"),
         (("running", "paused"), "fail", "failed"),
         ("failed", "retry", "running"),
-        (("created", "running", "paused", "failed"), "cancel", "cancelled"),
+        (OPEN_PIPELINE, "cancel", "cancelled"),
+        ("running", "stage", STAY),
+        ("running", "deploy", STAY),
+        ("running", "decide", STAY),
+        (OPEN_PIPELINE, "add-artifact", STAY),
     ),
+    phrases={"stage": "change the stage of", "deploy": "record a deploy of", "decide": "decide a gate of",
+             "add-artifact": "add an artifact to"},
+    ways_out={"start": "start", "resume": "resume", "retry": "retry"},
 )
 
 STAGE = Machine(
@@ -132,6 +175,7 @@ DEPLOY = Machine(
         (("pending", "in-progress"), "fail", "failed"),
         (("in-progress", "succeeded"), "rollback", "rolled-back"),
     ),
+    phrases={"restart": "move back to pending", "succeed": "mark succeeded"},
 )
 
 PIPELINE_V2 = Machine(
@@ -142,7 +186,11 @@ PIPELINE_V2 = Machine(
         (("pending", "paused"), "activate", "active"),
         ("active", "pause", "paused"),
         (("pending", "active", "paused"), "archive", "archived"),
+        (("pending", "active", "paused"), "touch", STAY),
+        ("active", "run", STAY),
     ),
+    phrases={"run": "create or start a run of"},
+    ways_out={"activate": "activate-pipeline-v2"},
 )
 
 RUN_V2 = Machine(
@@ -162,15 +210,16 @@ MACHINES: dict[str, Machine] = {
 }
 
 
+def check(machine: Machine, obj, trigger: str, *, label: str | None = None) -> str:
+    """The status ``trigger`` would move ``obj`` to; raise InvalidTransition (with the way out) if none."""
+    dst = machine.target(obj.status, trigger)
+    if dst is None:
+        raise InvalidTransition(machine.refusal(obj.status, trigger, obj_id=getattr(obj, "id", None), label=label))
+    return dst
+
+
 def fire(machine: Machine, obj, trigger: str, *, label: str | None = None) -> tuple[str, str]:
     """Move ``obj.status`` along ``trigger``; return ``(from, to)`` or raise InvalidTransition."""
     src = obj.status
-    dst = machine.target(src, trigger)
-    if dst is None:
-        allowed = machine.allowed_from(trigger)
-        noun = label or machine.noun
-        raise InvalidTransition(
-            f"can't {trigger} a {noun} that is {src}; allowed from: {', '.join(allowed) or 'nowhere'}"
-        )
-    obj.status = dst
-    return src, dst
+    obj.status = check(machine, obj, trigger, label=label)
+    return src, obj.status

@@ -11,14 +11,14 @@ from sqlmodel import select
 
 from core.catalogue import ARTIFACT_TYPES, check_choice
 from core.clock import new_id
-from core.errors import InvalidInput, InvalidTransition
+from core.errors import InvalidInput
+from core.machine import PIPELINE, fire
 from core.models import Artifact
 from core.services.common import template_stage
 from core.uow import Actor, UnitOfWork
 from core.views import artifact_view
 
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-OPEN_STATUSES = ("created", "running", "paused", "failed")
 
 
 def file_digest(path: str) -> tuple[str, int]:
@@ -71,10 +71,7 @@ def add_artifact(
             raise InvalidInput(f"--digest {digest} does not match the file's {computed}")
         digest, path = computed, str(Path(path).expanduser().resolve())
     pipeline = uow.get_pipeline(pipeline_id, lock=True)
-    if pipeline.status not in OPEN_STATUSES:
-        raise InvalidTransition(
-            f"can't add an artifact to a pipeline that is {pipeline.status}; allowed from: {', '.join(OPEN_STATUSES)}"
-        )
+    fire(PIPELINE, pipeline, "add-artifact")
     stage = template_stage(uow, pipeline, stage) if stage else pipeline.current_stage
     latest = uow.session.exec(
         select(func.max(Artifact.version)).where(Artifact.pipeline_id == pipeline.id, Artifact.name == name)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlmodel import select
 
 from core.catalogue import GATE_KINDS, STAGES, resolve_stage
-from core.errors import GateNotApproved, InvalidInput, InvalidTransition
-from core.machine import STAGE, fire
+from core.errors import GateNotApproved, InvalidInput
+from core.machine import GATE, PIPELINE, STAGE, fire
 from core.models import Gate, Pipeline, Stage
 from core.uow import Actor, UnitOfWork
 
@@ -32,7 +32,7 @@ def template_stage(uow: UnitOfWork, pipeline: Pipeline, name: str) -> str:
     return stage
 
 
-def find_gate(gates: list[Gate], pipeline: Pipeline, name: str) -> Gate:
+def get_gate(gates: list[Gate], pipeline: Pipeline, name: str) -> Gate:
     for gate in gates:
         if gate.name == name:
             return gate
@@ -49,13 +49,6 @@ def require_gates_approved(gates: list[Gate], stages: set[str] | None = None) ->
             raise GateNotApproved(f"gate not approved: {gate.name} (status {gate.status}, guards stage {gate.stage})")
 
 
-def require_status(pipeline: Pipeline, allowed: tuple[str, ...], doing: str) -> None:
-    if pipeline.status not in allowed:
-        raise InvalidTransition(
-            f"can't {doing} a pipeline that is {pipeline.status}; allowed from: {', '.join(allowed)}"
-        )
-
-
 def move_stage(uow: UnitOfWork, actor: Actor, pipeline: Pipeline, target: str, reason: str | None) -> bool:
     """Move a running pipeline to ``target`` (forward or back). Returns False when already there.
 
@@ -63,6 +56,7 @@ def move_stage(uow: UnitOfWork, actor: Actor, pipeline: Pipeline, target: str, r
     guarding any of them is not approved. Back (rework): stages from the target on are re-opened
     and so is every gate guarding the target stage or a later one.
     """
+    fire(PIPELINE, pipeline, "stage")
     stages = stages_of(uow, pipeline.id)
     by_name = {s.name: s for s in stages}
     current, dest = by_name[pipeline.current_stage], by_name[target]
@@ -99,8 +93,6 @@ def move_stage(uow: UnitOfWork, actor: Actor, pipeline: Pipeline, target: str, r
 
 
 def reopen_gate(uow: UnitOfWork, actor: Actor, gate: Gate, why: str) -> None:
-    from core.machine import GATE
-
     before, after = fire(GATE, gate, "reopen")
     gate.round += 1
     gate.decided_at = gate.decided_by = gate.reason = None

@@ -7,16 +7,17 @@ from sqlmodel import select
 
 from core.catalogue import DEPLOY_STATUSES, DEPLOY_STRATEGIES, check_choice
 from core.clock import new_id
-from core.machine import DEPLOY, fire
+from core.machine import DEPLOY, PIPELINE, fire
 from core.models import Deploy
 from core.services.artifacts import find_artifact
-from core.services.common import gates_of, move_stage, require_gates_approved, require_status, stages_of
+from core.services.common import gates_of, move_stage, require_gates_approved, stages_of
 from core.uow import Actor, UnitOfWork
 from core.views import deploy_view
 
 INITIAL_STATUSES = ("pending", "in-progress", "succeeded", "failed")
 # deploy-update --status X fires this trigger
-STATUS_TRIGGERS = {"in-progress": "start", "succeeded": "succeed", "failed": "fail", "rolled-back": "rollback"}
+STATUS_TRIGGERS = {"pending": "restart", "in-progress": "start", "succeeded": "succeed", "failed": "fail",
+                   "rolled-back": "rollback"}
 FINISHED = ("succeeded", "failed", "rolled-back")
 
 
@@ -32,7 +33,7 @@ def record_deploy(
 
         raise InvalidInput("a deploy needs a non-empty --target")
     pipeline = uow.get_pipeline(pipeline_id, lock=True)
-    require_status(pipeline, ("running",), "deploy")
+    fire(PIPELINE, pipeline, "deploy")
     require_gates_approved(gates_of(uow, pipeline.id))
     art = find_artifact(uow, pipeline.id, artifact) if artifact else None
     positions = {s.name: s.position for s in stages_of(uow, pipeline.id)}
@@ -67,10 +68,6 @@ def update_deploy(uow: UnitOfWork, actor: Actor, deploy_id: str, status: str, re
     if row.status == status:
         # Executors retry; reporting the same status twice is not an error.
         return deploy_view(row) | {"changed": False}
-    if status == "pending":
-        from core.errors import InvalidTransition
-
-        raise InvalidTransition(f"can't move deploy {row.id} back to pending; it is {row.status}")
     before, after = fire(DEPLOY, row, STATUS_TRIGGERS[status])
     row.updated_at = uow.now()
     if after in FINISHED:

@@ -5,43 +5,22 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from core.errors import Conflict, InvalidInput, InvalidTransition, NotAllowed
+from core.errors import Conflict, InvalidInput
 from core.machine import GATE, PIPELINE, STAGE, fire
 from core.models import Approval, Gate, Pipeline
-from core.services.common import find_gate, gates_of, stages_of
+from core.rules.gates import can_decide
+from core.services.common import gates_of, get_gate, stages_of
 from core.uow import Actor, UnitOfWork
 from core.views import gate_view
 
 
-def _load(uow: UnitOfWork, pipeline_id: str, gate_name: str, doing: str) -> tuple[Pipeline, Gate]:
+def _load(uow: UnitOfWork, actor: Actor, pipeline_id: str, gate_name: str) -> tuple[Pipeline, Gate, str]:
+    """Lock the pipeline, find the gate, and refuse unless the actor's person may decide it now."""
     pipeline = uow.get_pipeline(pipeline_id, lock=True)
-    gate = find_gate(gates_of(uow, pipeline.id), pipeline, gate_name)
-    if pipeline.status != "running":
-        raise InvalidTransition(
-            f"can't {doing} gate {gate.name} of a pipeline that is {pipeline.status}; allowed from: running"
-        )
-    if pipeline.current_stage != gate.stage:
-        raise InvalidTransition(
-            f"gate {gate.name} guards stage {gate.stage}, but pipeline {pipeline.id} is at stage "
-            f"{pipeline.current_stage}; move it there first (pipe stage {pipeline.id} {gate.stage})"
-        )
-    return pipeline, gate
-
-
-def check_policy(uow: UnitOfWork, person: str, pipeline: Pipeline, gate: Gate) -> None:
-    """Raise NotAllowed unless ``person`` may decide ``gate`` of ``pipeline``."""
-    policy = uow.settings.policy(gate.name)
-    if not policy.open_to_anyone:
-        members = set(policy.approvers)
-        for group in policy.groups:
-            members.update(uow.settings.group_members(group))
-        if person not in members:
-            names = ", ".join(list(policy.approvers) + [f"group {g}" for g in policy.groups])
-            raise NotAllowed(f"{person} may not decide gate {gate.name}; allowed: {names}")
-    if policy.forbid_self_approval and person == pipeline.created_by:
-        raise NotAllowed(
-            f"self-approval is not allowed: {person} created pipeline {pipeline.id} and cannot decide {gate.name}"
-        )
+    gate = get_gate(gates_of(uow, pipeline.id), pipeline, gate_name)
+    person = uow.settings.person(actor.name)
+    can_decide(pipeline, gate, person, uow.settings.policy(gate.name)).require()
+    return pipeline, gate, person
 
 
 def _decisions(uow: UnitOfWork, gate: Gate) -> list[Approval]:
@@ -63,9 +42,7 @@ def _record(uow: UnitOfWork, actor: Actor, person: str, gate: Gate, decision: st
 
 
 def approve_gate(uow: UnitOfWork, actor: Actor, pipeline_id: str, gate: str, reason: str | None = None) -> dict:
-    pipeline, row = _load(uow, pipeline_id, gate, "approve")
-    person = uow.settings.person(actor.name)
-    check_policy(uow, person, pipeline, row)
+    pipeline, row, person = _load(uow, actor, pipeline_id, gate)
     decisions = _decisions(uow, row)
     mine = _mine(decisions, row, person)
     if mine is not None and mine.decision == "rejected":
@@ -91,9 +68,7 @@ def reject_gate(uow: UnitOfWork, actor: Actor, pipeline_id: str, gate: str, reas
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput("reject needs a --reason")
-    pipeline, row = _load(uow, pipeline_id, gate, "reject")
-    person = uow.settings.person(actor.name)
-    check_policy(uow, person, pipeline, row)
+    pipeline, row, person = _load(uow, actor, pipeline_id, gate)
     decisions = _decisions(uow, row)
     if _mine(decisions, row, person) is not None:
         raise Conflict(f"{person} already decided gate {row.name} in this round")

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from core.clock import iso
-from core.errors import CapExceeded, ConfigError, Conflict, InvalidInput, InvalidTransition, NotFound
+from core.errors import CapExceeded, ConfigError, Conflict, InvalidInput, NotFound
 from core.machine import PIPELINE_V2, fire
 from core.models import GovOwner, GovPipeline, GovRun, Setting
 from core.services.governance_enums import GOV_SETTINGS, MAX_ACTIVE, MAX_PENDING_RUNS, PIPELINE_IDLE_MS, RUN_STUCK_MS
@@ -211,10 +211,7 @@ def archive_pipeline_v2(uow: UnitOfWork, actor: Actor, pipeline_id: str) -> dict
 def touch_pipeline_v2(uow: UnitOfWork, actor: Actor, pipeline_id: str) -> dict:
     """Record activity: resets the idle clock. The status does not change; archived is refused."""
     pipeline = get_gov_pipeline(uow, pipeline_id, lock=True)
-    if pipeline.status in PIPELINE_V2.terminal:
-        allowed = [s for s in PIPELINE_V2.states if s not in PIPELINE_V2.terminal]
-        raise InvalidTransition(f"can't touch a {LABEL} {pipeline.id} that is {pipeline.status}; "
-                                f"allowed from: {', '.join(allowed)}")
+    fire(PIPELINE_V2, pipeline, "touch", label=f"{LABEL} {pipeline.id}")
     before = pipeline.last_touched_at
     pipeline.updated_at = pipeline.last_touched_at = uow.now()
     uow.audit(actor, ENTITY, pipeline.id, "touch", from_state=pipeline.status, to_state=pipeline.status,

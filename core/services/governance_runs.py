@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from core.clock import iso, parse_iso
-from core.errors import CapExceeded, Conflict, InvalidInput, InvalidTransition, NotFound
+from core.errors import CapExceeded, Conflict, InvalidInput, NotFound
 from core.machine import PIPELINE_V2, RUN_V2, fire
 from core.models import GovPipeline, GovRun
 from core.services.governance import (
@@ -50,10 +50,8 @@ def get_gov_run(uow: UnitOfWork, run_id: str, *, lock: bool = False) -> GovRun:
     return row
 
 
-def _require_active(pipeline: GovPipeline, doing: str) -> None:
-    if pipeline.status != "active":
-        fix = "it is archived for good" if pipeline.status == "archived" else "activate it first"
-        raise InvalidTransition(f"can't {doing}: governed pipeline {pipeline.id} is {pipeline.status}; {fix}")
+def _require_active(pipeline: GovPipeline) -> None:
+    fire(PIPELINE_V2, pipeline, "run", label=f"governed pipeline {pipeline.id}")
 
 
 def create_run_v2(uow: UnitOfWork, actor: Actor, run_id: str, pipeline_id: str, trigger: str | None = None) -> dict:
@@ -64,7 +62,7 @@ def create_run_v2(uow: UnitOfWork, actor: Actor, run_id: str, pipeline_id: str, 
     if uow.session.exec(select(GovRun.id).where(GovRun.id == run_id)).first() is not None:
         raise Conflict(f"run {run_id} already exists; pick another run id")
     pipeline = get_gov_pipeline(uow, pipeline_id, lock=True)
-    _require_active(pipeline, f"create run {run_id}")
+    _require_active(pipeline)
     cap = read_settings(uow)[MAX_PENDING_RUNS.name]
     open_runs = count_status(uow, GovRun, GovRun.pipeline_id, pipeline.id, OPEN)
     if open_runs >= cap:
@@ -104,7 +102,7 @@ def start_run_v2(uow: UnitOfWork, actor: Actor, run_id: str) -> dict:
     pipeline = get_gov_pipeline(uow, pipeline_id, lock=True)  # one lock order: pipeline, then run
     run = get_gov_run(uow, run_id, lock=True)
     if RUN_V2.target(run.status, "start") is not None:
-        _require_active(pipeline, f"start run {run.id}")
+        _require_active(pipeline)
     before, after = fire(RUN_V2, run, "start", label=f"run {run.id}")
     now = uow.now()
     run.updated_at = run.started_at = pipeline.last_touched_at = now

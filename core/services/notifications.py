@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from core.models import Artifact, AuditEvent, Gate, OutboxDelivery
+from core.rules.gates import gate_state
 from core.services.common import gates_of
 from core.uow import UnitOfWork
 from core.views import artifact_view, audit_view, gate_view, pipeline_view
@@ -142,7 +143,7 @@ def gate_notice(uow: UnitOfWork, gate_id: str) -> dict | None:
         "gate": gate_view(gate, _decisions(uow, gate)),
         "artifacts": [artifact_view(a) for a in latest.values()],
         "message": {"channel": gate.message_channel, "ts": gate.message_ts},
-        "open": pipeline.status == "running" and pipeline.current_stage == gate.stage and gate.status == "pending",
+        "open": gate_state(pipeline, gate) == "open",
     }
 
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 from core.catalogue import check_choice
 from core.clock import new_id
 from core.errors import InvalidInput
-from core.machine import GATE, PIPELINE, STAGE, fire
+from core.machine import GATE, PIPELINE, STAGE, check, fire
 from core.models import Gate, Pipeline, Stage
 from core.services.common import (
     gates_of,
     move_stage,
     reopen_gate,
     require_gates_approved,
-    require_status,
     stages_of,
     template_stage,
 )
@@ -120,7 +119,7 @@ def retry_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str) -> dict:
 
 def complete_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str) -> dict:
     pipeline = uow.get_pipeline(pipeline_id, lock=True)
-    require_status(pipeline, ("running",), "complete")
+    check(PIPELINE, pipeline, "complete")
     require_gates_approved(gates_of(uow, pipeline.id))
     now = uow.now()
     stages = stages_of(uow, pipeline.id)
@@ -139,7 +138,6 @@ def complete_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str) -> dict:
 def advance_stage(uow: UnitOfWork, actor: Actor, pipeline_id: str, stage: str, reason: str | None = None) -> dict:
     pipeline = uow.get_pipeline(pipeline_id, lock=True)
     target = template_stage(uow, pipeline, stage)
-    require_status(pipeline, ("running",), "change the stage of")
     moved = move_stage(uow, actor, pipeline, target, reason)
     view = pipeline_view(pipeline) | {"changed": moved}
     uow.commit()

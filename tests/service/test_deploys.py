@@ -45,7 +45,8 @@ def test_bad_strategy_status_or_state_is_refused(run, alice):
     with pytest.raises(InvalidInput, match="unknown deploy status: rolled-back"):
         run(record_deploy, alice, pid, strategy="canary", target="prod", status="rolled-back")
     run(pause_pipeline, alice, pid)
-    with pytest.raises(InvalidTransition, match="can't deploy a pipeline that is paused; allowed from: running"):
+    with pytest.raises(InvalidTransition,
+                       match="can't record a deploy of a pipeline that is paused; allowed from: running; resume it"):
         run(record_deploy, alice, pid, strategy="canary", target="prod")
 
 

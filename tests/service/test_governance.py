@@ -115,12 +115,14 @@ def test_run_lifecycle_and_reasons_are_recorded(run, alice, settings, make):
 
 def test_runs_are_created_and_started_only_on_active_pipelines(run, alice, make):
     (pid,) = make("alice", 1)
-    with pytest.raises(InvalidTransition, match=f"governed pipeline {pid} is pending; activate it first"):
+    with pytest.raises(InvalidTransition, match=f"governed pipeline {pid} that is pending; .* activate it first"):
         run(runs.create_run_v2, alice, run_id="r1", pipeline_id=pid)
     run(gov.activate_pipeline_v2, alice, pipeline_id=pid)
     run(runs.create_run_v2, alice, run_id="r1", pipeline_id=pid)
     run(gov.pause_pipeline_v2, alice, pipeline_id=pid)
-    with pytest.raises(InvalidTransition, match=f"can't start run r1: governed pipeline {pid} is paused"):
+    with pytest.raises(InvalidTransition, match=f"can't create or start a run of a governed pipeline {pid} that is "
+                                                 f"paused; allowed from: active; activate it first: "
+                                                 f"pipe activate-pipeline-v2 {pid}"):
         run(runs.start_run_v2, alice, run_id="r1")
     assert run(runs.cancel_run_v2, alice, run_id="r1", reason="paused")["status"] == "cancelled"
 

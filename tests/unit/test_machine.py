@@ -50,7 +50,8 @@ def test_fire_follows_the_table_or_refuses_without_changing_anything(machine, st
         with pytest.raises(InvalidTransition) as err:
             fire(machine, obj, trigger)
         assert obj.status == state
-        assert f"can't {trigger} a {machine.noun} that is {state}; allowed from: " in str(err.value)
+        phrase = machine.phrases.get(trigger, trigger)
+        assert f"can't {phrase} a {machine.noun} that is {state}; allowed from: " in str(err.value)
     else:
         assert fire(machine, obj, trigger) == (state, expected)
         assert obj.status == expected
@@ -65,7 +66,8 @@ def test_deploy_rollback_is_allowed_only_from_in_progress_and_succeeded():
 
 
 def test_error_message_names_the_current_status_and_what_is_allowed():
-    with pytest.raises(InvalidTransition, match=r"^can't pause a pipeline that is completed; allowed from: running$"):
+    with pytest.raises(InvalidTransition,
+                       match=r"^can't pause a pipeline that is completed; allowed from: running; completed is final$"):
         fire(PIPELINE, SimpleNamespace(status="completed"), "pause")
 
 
@@ -90,3 +92,16 @@ def test_malformed_tables_are_refused_when_built(rows, problem):
 def test_check_shape_accepts_the_shipped_tables():
     for machine in ALL:
         check_shape(machine)
+
+
+def test_a_refusal_names_the_way_out_with_the_command_that_takes_it():
+    with pytest.raises(InvalidTransition) as err:
+        fire(PIPELINE, SimpleNamespace(status="paused", id="pipe-0123456789ab"), "deploy")
+    assert str(err.value) == ("can't record a deploy of a pipeline that is paused; allowed from: running; "
+                              "resume it first: pipe resume pipe-0123456789ab")
+
+
+def test_stay_rows_allow_a_trigger_without_moving_the_status():
+    obj = SimpleNamespace(status="failed")
+    assert fire(PIPELINE, obj, "add-artifact") == ("failed", "failed")
+    assert PIPELINE.allows("running", "decide") and not PIPELINE.allows("paused", "decide")

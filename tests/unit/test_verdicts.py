@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.config import MetricRule, load_settings
+from core.config import load_settings
 from core.errors import ConfigError
-from core.services.monitoring import change, judge, regression, sparkline, verdict_reason, worst
+from core.rules.metrics import MetricRule, change, judge, regression, sparkline, verdict_reason, worst
 
 LOWER = MetricRule("lower", degraded=0.05, unhealthy=0.1, tolerance=0.2)
 HIGHER = MetricRule("higher", degraded=99.0, unhealthy=95.0, tolerance=0.1)
