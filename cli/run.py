@@ -12,9 +12,10 @@ def run_command(command: Command, values: dict, *, actor: str, json_out: bool) -
     from cli.errors import say
     from core.actor import Actor
     from core.dispatch import execute
+    from core.grammar import check_text
 
     try:
-        result = execute(command, values, Actor(actor, "cli"))
+        result = execute(command, values, Actor(check_text("--as", actor), "cli"))
     except PipeError as exc:
         say(exc.message)
         raise typer.Exit(exc.exit_code) from None

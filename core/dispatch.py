@@ -1,4 +1,7 @@
-"""Run a grammar command: resolve its use case, open the unit of work its kind needs, call it."""
+"""Run a grammar command: bind its raw values, resolve its use case, open the unit of work its kind
+needs, call it. Every surface comes through here, so values are bound and checked once for all;
+``local=False`` marks a caller on another machine (the server refuses to read files for it).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +18,10 @@ def execute(
     actor,
     settings: Settings | None = None,
     clock: Callable[[], datetime] | None = None,
+    *,
+    local: bool = True,
 ):
+    values = command.bind(values, local=local)
     fn = command.resolve()
     settings = settings or load_settings()
     if command.kind == "catalogue":
