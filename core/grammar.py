@@ -243,6 +243,10 @@ V1_COMMANDS: tuple[Command, ...] = (
         PIPELINE_ID, opt("gate", "Gate name (code-review, security-review)", required=True, choices="gates"),
         opt("reason", "Why (required)", required=True, multiline=True, max_length=REASON_MAX),
     ), group="gates"),
+    Command("gate-status", "Where one gate stands: open, waiting, closed, approved or rejected",
+            SERVICES + "gates:gate_status", (
+                PIPELINE_ID, opt("gate", "Gate name (code-review, security-review)", required=True, choices="gates"),
+            ), kind="read", group="gates", examples=("pipe gate-status pipe-0123456789ab --gate code-review --json",)),
     # artifacts
     Command("artifact-add", "Record an artifact (a new version if the name exists)",
             SERVICES + "artifacts:add_artifact", (

@@ -8,7 +8,7 @@ from sqlmodel import select
 from core.errors import Conflict, InvalidInput
 from core.machine import GATE, PIPELINE, STAGE, fire
 from core.models import Approval, Gate, Pipeline
-from core.rules.gates import can_decide
+from core.rules.gates import can_decide, gate_state
 from core.services.common import gates_of, get_gate, stages_of
 from core.uow import Actor, UnitOfWork
 from core.views import gate_view
@@ -90,3 +90,13 @@ def reject_gate(uow: UnitOfWork, actor: Actor, pipeline_id: str, gate: str, reas
     view = gate_view(row, decisions) | {"changed": True, "pipeline_status": pipeline.status}
     uow.commit()
     return view
+
+
+def gate_status(uow: UnitOfWork, actor: Actor, pipeline_id: str, gate: str) -> dict:
+    """One gate's decisions and where it stands (``gate_state``): what a client waiting on it polls."""
+    pipeline = uow.get_pipeline(pipeline_id)
+    row = get_gate(gates_of(uow, pipeline.id), pipeline, gate)
+    return gate_view(row, _decisions(uow, row)) | {
+        "pipeline_status": pipeline.status, "current_stage": pipeline.current_stage,
+        "state": gate_state(pipeline, row),
+    }

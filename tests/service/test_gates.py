@@ -129,3 +129,20 @@ def test_a_person_who_approved_cannot_also_reject_in_the_same_round(run, env, co
     run(approve_gate, alice, pid, "code-review")
     with pytest.raises(Conflict, match="already decided"):
         run(reject_gate, alice, pid, "code-review", reason="changed my mind")
+
+
+def test_gate_status_tells_a_waiting_client_where_one_gate_stands(run, alice, bob):
+    from core.services.gates import gate_status
+    from core.services.pipelines import create_pipeline, pause_pipeline, resume_pipeline, start_pipeline
+
+    pid = run(create_pipeline, alice, name="s", template="bugfix")["id"]
+    run(start_pipeline, alice, pid)
+    assert run(gate_status, alice, pid, "code-review")["state"] == "waiting"
+    run(advance_stage, alice, pid, "review")
+    assert run(gate_status, alice, pid, "code-review")["state"] == "open"
+    run(pause_pipeline, alice, pid)
+    assert run(gate_status, alice, pid, "code-review")["state"] == "waiting"
+    run(resume_pipeline, alice, pid)
+    run(approve_gate, bob, pid, "code-review")
+    status = run(gate_status, alice, pid, "code-review")
+    assert status["state"] == "approved" and [a["person"] for a in status["approvals"]] == ["bob"]
