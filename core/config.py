@@ -37,6 +37,8 @@ class GatePolicy:
     required_approvals: int = 1
     # Everyone the policy names: its approvers and the members of its groups (resolved at load).
     members: frozenset[str] = frozenset()
+    # Service tokens (by name) that may decide the gate: automated checks that approve on purpose.
+    service_approvers: tuple[str, ...] = ()
 
     @property
     def open_to_anyone(self) -> bool:
@@ -48,6 +50,7 @@ class GatePolicy:
             "groups": list(self.groups),
             "forbid_self_approval": self.forbid_self_approval,
             "required_approvals": self.required_approvals,
+            "service_approvers": list(self.service_approvers),
         }
 
 
@@ -154,15 +157,18 @@ def _bool(value, where: str) -> bool:
     raise ConfigError(f"{where} must be true or false, got {value!r}")
 
 
+POLICY_KEYS = ("approvers", "groups", "forbid_self_approval", "required_approvals", "service_approvers")
+
+
 def _gate_policy(gate: str, raw: dict, env, groups: dict[str, tuple[str, ...]]) -> GatePolicy:
     key = "PIPE_GATE_" + gate.upper().replace("-", "_") + "_"
     merged = dict(raw)
-    for name in ("approvers", "groups", "forbid_self_approval", "required_approvals"):
+    for name in POLICY_KEYS:
         if env.get(key + name.upper()) is not None:
             merged[name] = env[key + name.upper()]
-    unknown = set(merged) - {"approvers", "groups", "forbid_self_approval", "required_approvals"}
+    unknown = set(merged) - set(POLICY_KEYS)
     if unknown:
-        raise ConfigError(f"gates.{gate}: unknown key {sorted(unknown)[0]}")
+        raise ConfigError(f"gates.{gate}: unknown key {sorted(unknown)[0]}; allowed: {', '.join(POLICY_KEYS)}")
     where = f"gates.{gate}"
     approvers = _str_tuple(merged.get("approvers", ()), f"{where}.approvers")
     policy_groups = _str_tuple(merged.get("groups", ()), f"{where}.groups")
@@ -173,6 +179,7 @@ def _gate_policy(gate: str, raw: dict, env, groups: dict[str, tuple[str, ...]]) 
         approvers=approvers,
         groups=policy_groups,
         members=frozenset(members),
+        service_approvers=_str_tuple(merged.get("service_approvers", ()), f"{where}.service_approvers"),
         forbid_self_approval=_bool(merged.get("forbid_self_approval", False), f"{where}.forbid_self_approval"),
         required_approvals=_positive_int(merged.get("required_approvals", 1), f"{where}.required_approvals"),
     )

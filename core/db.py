@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import SQLModel
 
-from core import models  # noqa: F401  (registers the tables)
+from core import migrations, models  # noqa: F401  (models registers the tables)
 from core.errors import ConfigError
 
 WRITE_OPTION = "pipe_write"
@@ -37,7 +37,7 @@ def _api_token_actor_header(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE api_tokens ADD COLUMN allow_actor_header BOOLEAN NOT NULL DEFAULT FALSE"))
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_baseline, _api_token_actor_header]
+MIGRATIONS: list[Callable[[Connection], None]] = [_baseline, _api_token_actor_header, migrations.principals]
 LATEST = len(MIGRATIONS)
 
 _engines: dict[str, Engine] = {}

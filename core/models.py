@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import DateTime, Index, TypeDecorator, UniqueConstraint
+from sqlalchemy import BigInteger, DateTime, Index, TypeDecorator, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -32,6 +32,10 @@ class UTCDateTime(TypeDecorator):
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
         return value
+
+
+# The principal of rows written before principals were recorded.
+UNRECORDED = "unrecorded"
 
 
 def _time(nullable: bool = True, index: bool = False):
@@ -107,6 +111,9 @@ class Approval(SQLModel, table=True):
     reason: str | None = None
     run_url: str | None = None
     created_at: datetime = _time(nullable=False)
+    # Who proved the request (slack:U…, token:<name>, os:<user>), and an unproven claim if any.
+    principal: str = Field(default=UNRECORDED, max_length=200)
+    on_behalf_of: str | None = Field(default=None, max_length=200)
 
 
 class Artifact(SQLModel, table=True):
@@ -218,6 +225,8 @@ class AuditEvent(SQLModel, table=True):
     reason: str | None = None
     run_url: str | None = None
     data: str = "{}"
+    principal: str = Field(default=UNRECORDED, max_length=200)
+    on_behalf_of: str | None = Field(default=None, max_length=200)
 
 
 class OutboxDelivery(SQLModel, table=True):
@@ -233,17 +242,39 @@ class OutboxDelivery(SQLModel, table=True):
 
 
 class ApiToken(SQLModel, table=True):
+    """An API token. ``personal`` tokens act as their ``person``; ``service`` tokens (CI, bots) act as
+    themselves and may carry a claimed actor. A name is unique among active tokens only, so a
+    revoked token's name can be used again."""
+
     __tablename__ = "api_tokens"
+    __table_args__ = (
+        Index("ux_api_tokens_active_name", "name", unique=True,
+              sqlite_where=text("revoked_at IS NULL"), postgresql_where=text("revoked_at IS NULL")),
+    )
     seq: int | None = Field(default=None, primary_key=True)
     id: str = Field(unique=True, max_length=32)
-    name: str = Field(unique=True, max_length=100)
+    name: str = Field(max_length=100, index=False)
     token_hash: str = Field(unique=True, max_length=128)
     created_by: str = Field(max_length=200)
     created_at: datetime = _time(nullable=False)
     revoked_at: datetime | None = _time()
     last_used_at: datetime | None = _time()
-    # May the holder name the actor itself (X-Pipe-Actor)? Only for trusted CI tokens.
+    # Kept for databases made before token kinds; every such token is a service token now.
     allow_actor_header: bool = False
+    kind: str = Field(default="service", max_length=16)
+    person: str | None = Field(default=None, max_length=200)
+
+
+class SeenSlackRequest(SQLModel, table=True):
+    """A Slack request the server accepted, by its signed timestamp and signature, so that the same
+    request sent again (a replay, or a retry of one already run) runs nothing. Rows older than the
+    signature window are pruned by the server: a request that old is refused as stale anyway."""
+
+    __tablename__ = "seen_slack_requests"
+    __table_args__ = (UniqueConstraint("timestamp", "signature"),)
+    seq: int | None = Field(default=None, primary_key=True)
+    timestamp: int = Field(sa_type=BigInteger)  # X-Slack-Request-Timestamp, Unix seconds
+    signature: str = Field(max_length=80)
 
 
 class GovPipeline(SQLModel, table=True):

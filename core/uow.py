@@ -111,6 +111,8 @@ class UnitOfWork:
             reason=reason,
             run_url=actor.run_url,
             data=json.dumps(data or {}, ensure_ascii=False, sort_keys=True),
+            principal=actor.principal,
+            on_behalf_of=actor.on_behalf_of,
         )
         self.session.add(event)
         return event

@@ -45,6 +45,8 @@ def approval_view(a: Approval) -> dict:
         "round": a.round,
         "run_url": a.run_url,
         "at": iso(a.created_at),
+        "principal": a.principal,
+        "on_behalf_of": a.on_behalf_of,
     }
 
 
@@ -144,4 +146,6 @@ def audit_view(e: AuditEvent) -> dict:
         "reason": e.reason,
         "run_url": e.run_url,
         "data": json.loads(e.data or "{}"),
+        "principal": e.principal,
+        "on_behalf_of": e.on_behalf_of,
     }

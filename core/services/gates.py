@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from core.errors import Conflict, InvalidInput
+from core.errors import Conflict, InvalidInput, NotAllowed
 from core.machine import GATE, PIPELINE, STAGE, fire
 from core.models import Approval, Gate, Pipeline
 from core.rules.gates import can_decide, gate_state
@@ -19,8 +19,20 @@ def _load(uow: UnitOfWork, actor: Actor, pipeline_id: str, gate_name: str) -> tu
     pipeline = uow.get_pipeline(pipeline_id, lock=True)
     gate = get_gate(gates_of(uow, pipeline.id), pipeline, gate_name)
     person = uow.settings.person(actor.name)
-    can_decide(pipeline, gate, person, uow.settings.policy(gate.name)).require()
+    can_decide(pipeline, gate, person, uow.settings.policy(gate.name), service=actor.service_name).require()
     return pipeline, gate, person
+
+
+def _one_decision_per_principal(decisions: list[Approval], gate: Gate, actor: Actor, person: str) -> None:
+    """A principal speaks for one person per round: a token or a Slack user can't approve twice as two people.
+
+    A direct-database administrator (``os:``) is exempt, and recorded as what it is."""
+    if actor.administrator:
+        return
+    for a in decisions:
+        if a.round == gate.round and a.principal == actor.principal and a.person != person:
+            raise NotAllowed(f"{actor.principal} already decided gate {gate.name} in this round as {a.person}; "
+                             "one principal gives one decision")
 
 
 def _decisions(uow: UnitOfWork, gate: Gate) -> list[Approval]:
@@ -35,7 +47,7 @@ def _record(uow: UnitOfWork, actor: Actor, person: str, gate: Gate, decision: st
     row = Approval(
         gate_id=gate.id, pipeline_id=gate.pipeline_id, round=gate.round, decision=decision,
         actor=actor.name, person=person, surface=actor.surface, reason=reason, run_url=actor.run_url,
-        created_at=uow.now(),
+        created_at=uow.now(), principal=actor.principal, on_behalf_of=actor.on_behalf_of,
     )
     uow.add(row)
     return row
@@ -44,6 +56,7 @@ def _record(uow: UnitOfWork, actor: Actor, person: str, gate: Gate, decision: st
 def approve_gate(uow: UnitOfWork, actor: Actor, pipeline_id: str, gate: str, reason: str | None = None) -> dict:
     pipeline, row, person = _load(uow, actor, pipeline_id, gate)
     decisions = _decisions(uow, row)
+    _one_decision_per_principal(decisions, row, actor, person)
     mine = _mine(decisions, row, person)
     if mine is not None and mine.decision == "rejected":
         raise Conflict(f"{person} already rejected gate {row.name} in this round")
@@ -70,6 +83,7 @@ def reject_gate(uow: UnitOfWork, actor: Actor, pipeline_id: str, gate: str, reas
         raise InvalidInput("reject needs a --reason")
     pipeline, row, person = _load(uow, actor, pipeline_id, gate)
     decisions = _decisions(uow, row)
+    _one_decision_per_principal(decisions, row, actor, person)
     if _mine(decisions, row, person) is not None:
         raise Conflict(f"{person} already decided gate {row.name} in this round")
     decisions.append(_record(uow, actor, person, row, "rejected", reason))

@@ -1,5 +1,12 @@
 """API tokens: created once (the secret is shown once, only its sha256 is stored), listed, revoked,
-and checked on every API request."""
+rotated, and checked on every API request.
+
+Two kinds. A **personal** token belongs to one person (``--for alice``): every request made with it
+acts as that person, and it cannot name anyone else. A **service** token (CI, bots; the default)
+acts as itself (``token:<name>``): it records work, may carry the claimed actor of a CI run as
+``on_behalf_of``, and decides a gate only where the gate's policy names it in
+``service_approvers``. A name is unique among active tokens; a revoked token's name is free again.
+"""
 
 from __future__ import annotations
 
@@ -33,29 +40,62 @@ def token_view(t: ApiToken) -> dict:
         "created_at": iso(t.created_at),
         "revoked_at": iso(t.revoked_at),
         "last_used_at": iso(t.last_used_at),
-        "allow_actor_header": bool(t.allow_actor_header),
+        "kind": t.kind,
+        "person": t.person,
+        "allow_actor_header": t.kind == "service",
         "active": t.revoked_at is None,
     }
 
 
 def _by_name(uow: UnitOfWork, name: str) -> ApiToken | None:
-    return uow.session.exec(select(ApiToken).where(ApiToken.name == name)).first()
+    """The active token named ``name``, else the newest revoked one."""
+    rows = uow.session.exec(select(ApiToken).where(ApiToken.name == name).order_by(ApiToken.seq.desc()))
+    rows = list(rows)
+    return next((t for t in rows if t.revoked_at is None), rows[0] if rows else None)
 
 
-def create_token(uow: UnitOfWork, actor: Actor, name: str, allow_actor_header: bool = False) -> dict:
-    name = (name or "").strip()
-    if not NAME_RE.match(name):
-        raise InvalidInput(f"a token name is 1-100 letters, digits, '.', '_' or '-', got {name!r}")
-    if _by_name(uow, name) is not None:
-        raise Conflict(f"a token named {name} already exists (revoke it or pick another name)")
+def _issue(uow: UnitOfWork, actor: Actor, name: str, kind: str, person: str | None) -> dict:
     raw = PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(
         id=new_id("tok"), name=name, token_hash=hash_token(raw), created_by=uow.settings.person(actor.name),
-        created_at=uow.now(), allow_actor_header=allow_actor_header,
+        created_at=uow.now(), kind=kind, person=person,
     )
     uow.add(row)
-    uow.audit(actor, "token", row.id, "create", data={"name": name, "allow_actor_header": allow_actor_header})
-    view = token_view(row) | {"token": raw}
+    uow.audit(actor, "token", row.id, "create", data={"name": name, "kind": kind, "person": person})
+    return token_view(row) | {"token": raw}
+
+
+def create_token(uow: UnitOfWork, actor: Actor, name: str, person: str | None = None,
+                 allow_actor_header: bool = False) -> dict:
+    """A personal token for ``person``, or (without one) a service token.
+
+    ``allow_actor_header`` is the flag of earlier releases; such tokens are service tokens."""
+    if allow_actor_header and person is not None:
+        raise InvalidInput("a personal token acts as its person and cannot name another actor")
+    name = (name or "").strip()
+    if not NAME_RE.match(name):
+        raise InvalidInput(f"a token name is 1-100 letters, digits, '.', '_' or '-', got {name!r}")
+    if person is not None:
+        person = (person or "").strip()
+        if not person or len(person) > 200 or not person.isprintable():
+            raise InvalidInput("--for names the person the token acts as (1-200 printable characters)")
+    existing = _by_name(uow, name)
+    if existing is not None and existing.revoked_at is None:
+        raise Conflict(f"a token named {name} already exists (rotate it, revoke it, or pick another name)")
+    view = _issue(uow, actor, name, "personal" if person else "service", person)
+    uow.commit()
+    return view
+
+
+def rotate_token(uow: UnitOfWork, actor: Actor, name: str) -> dict:
+    """Revoke the active token ``name`` and issue a new secret of the same kind, in one step."""
+    row = _by_name(uow, name)
+    if row is None or row.revoked_at is not None:
+        raise NotFound(f"no active token named {name}")
+    row.revoked_at = uow.now()
+    uow.audit(actor, "token", row.id, "revoke", data={"name": name, "rotated": True})
+    uow.session.flush()  # the active-name index must see the old one revoked first
+    view = _issue(uow, actor, name, row.kind, row.person)
     uow.commit()
     return view
 
