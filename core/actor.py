@@ -55,3 +55,18 @@ class Actor:
         if not self.service:
             return None
         return self.principal.split(":", 1)[1] if ":" in self.principal else self.principal
+
+
+def local_actor(name: str, *, allow_as: bool) -> Actor:
+    """The actor of a direct-database command: the named person, proven only as the OS user.
+
+    Naming someone other than yourself is what an administrator may do, and is recorded as such
+    (principal ``os:<you>``); a team that wants it impossible sets ``[cli] allow_as = false``.
+    """
+    from core.errors import NotAllowed
+
+    me = os_user()
+    if name != me and not allow_as:
+        raise NotAllowed(f"acting as {name} is switched off here ([cli] allow_as = false); "
+                         f"commands are recorded as {me}")
+    return Actor(name, "cli", principal=ADMIN_PREFIX + me)

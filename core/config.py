@@ -80,6 +80,8 @@ class Settings:
     metric_rules: dict[str, MetricRule] = field(default_factory=lambda: dict(DEFAULT_METRIC_RULES))
     raw: dict = field(default_factory=dict)
     auto_rollback: AutoRollback = field(default_factory=AutoRollback)
+    # May a direct-database CLI user name someone else with --as / PIPE_ACTOR? ([cli] allow_as)
+    allow_as: bool = True
 
     def policy(self, gate: str) -> GatePolicy:
         return self.gate_policies.get(gate, GatePolicy())
@@ -101,6 +103,7 @@ class Settings:
             "identities": dict(self.identities),
             "metric_rules": {m: r.as_dict() for m, r in self.metric_rules.items()},
             "auto_rollback": self.auto_rollback.as_dict(),
+            "cli": {"allow_as": self.allow_as},
         }
 
 
@@ -297,4 +300,15 @@ def load_settings(env=None) -> Settings:
     policies = {g: _gate_policy(g, gates_raw.get(g, {}), env, groups) for g in GATE_KINDS}
     identities = {str(k): str(v) for k, v in dict(raw.get("identities", {})).items()}
     rules, auto_rollback = _monitor(raw.get("monitor", {}))
-    return Settings(url, path, templates, policies, groups, identities, rules, raw, auto_rollback)
+    return Settings(url, path, templates, policies, groups, identities, rules, raw, auto_rollback,
+                    allow_as=_cli(raw.get("cli", {}), env))
+
+
+def _cli(raw, env) -> bool:
+    if not isinstance(raw, dict):
+        raise ConfigError("cli must be a table")
+    unknown = sorted(set(raw) - {"allow_as"})
+    if unknown:
+        raise ConfigError(f"cli: unknown key {unknown[0]}; allowed: allow_as")
+    value = env.get("PIPE_CLI_ALLOW_AS", raw.get("allow_as", True))
+    return _bool(value, "cli.allow_as")

@@ -68,3 +68,20 @@ def test_passwords_are_redacted_from_database_urls():
 def test_a_config_path_that_is_a_directory_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config file .*: Is a directory"):
         load_settings({"PIPE_CONFIG": str(tmp_path)})
+
+
+def test_cli_allow_as_is_on_by_default_and_can_be_switched_off(tmp_path):
+    from core.actor import local_actor, os_user
+    from core.errors import NotAllowed
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[cli]\nallow_as = false\n", encoding="utf-8")
+    env = {"PIPE_CONFIG": str(cfg), "PIPE_DATA_DIR": str(tmp_path)}
+    assert load_settings({"PIPE_DATA_DIR": str(tmp_path)}).allow_as is True
+    assert load_settings(env).allow_as is False
+    assert load_settings(env | {"PIPE_CLI_ALLOW_AS": "true"}).allow_as is True
+    me = os_user()
+    assert local_actor(me, allow_as=False).principal == f"os:{me}"
+    assert local_actor("alice", allow_as=True).principal == f"os:{me}"
+    with pytest.raises(NotAllowed, match=r"acting as alice is switched off here \(\[cli\] allow_as = false\)"):
+        local_actor("alice", allow_as=False)
