@@ -6,6 +6,7 @@ Nothing here touches the database; custom templates from the config file are mer
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 
 from core.errors import InvalidInput
@@ -122,14 +123,24 @@ def resolve_stage(name: str) -> str:
     """Map a stage id or alias (any case) to the stage id."""
     stage = _STAGE_LOOKUP.get(name.strip().lower())
     if stage is None:
-        raise InvalidInput(f"unknown stage: {name}; allowed: {', '.join(STAGES)} (or an alias)")
+        raise unknown("stage", name, STAGES, _STAGE_LOOKUP, f"{', '.join(STAGES)} (or an alias)")
     return stage
 
 
 def check_choice(kind: str, value: str, allowed) -> str:
     if value not in allowed:
-        raise InvalidInput(f"unknown {kind}: {value}; allowed: {', '.join(allowed)}")
+        raise unknown(kind, value, allowed)
     return value
+
+
+def unknown(kind: str, value: str, allowed, known=None, listing: str | None = None) -> InvalidInput:
+    """"unknown stage: cod; did you mean code?" when a known word is close (a typo), else the list
+    of what is allowed. ``known`` maps every accepted spelling (e.g. aliases) to the value meant."""
+    known = known if known is not None else {a: a for a in allowed}
+    close = difflib.get_close_matches(str(value).strip().lower(), list(known), n=1, cutoff=0.75)
+    if close:
+        return InvalidInput(f"unknown {kind}: {value}; did you mean {known[close[0]]}?")
+    return InvalidInput(f"unknown {kind}: {value}; allowed: {listing or ', '.join(allowed)}")
 
 
 def make_template(name: str, raw: dict) -> Template:

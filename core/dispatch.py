@@ -1,6 +1,7 @@
 """Run a grammar command: bind its raw values, resolve its use case, open the unit of work its kind
 needs, call it. Every surface comes through here, so values are bound and checked once for all;
 ``local=False`` marks a caller on another machine (the server refuses to read files for it).
+Results leave through here too, so float noise is tidied here once (core.numbers.tidy).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from datetime import datetime
 
 from core.config import Settings, load_settings
 from core.grammar import Command
+from core.numbers import tidy
 
 
 def execute(
@@ -25,9 +27,10 @@ def execute(
     fn = command.resolve()
     settings = settings or load_settings()
     if command.kind == "catalogue":
-        return fn(settings, **values)
+        return tidy(fn(settings, **values))
     from core.uow import UnitOfWork
 
     kwargs = {"clock": clock} if clock else {}
     with UnitOfWork(settings, write=command.kind == "write", **kwargs) as uow:
-        return fn(uow, actor, **values)
+        result = fn(uow, actor, **values)
+    return tidy(result)
