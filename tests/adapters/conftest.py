@@ -1,11 +1,92 @@
-"""Fixtures for the Slack and API adapter tests: a fake Slack Web API and the Bolt app driven
-through ``app.dispatch`` with signed requests."""
+"""Fixtures for the adapter tests: the `pipe` CLI run in this process, a fake Slack Web API and the
+Bolt app driven through ``app.dispatch`` with signed requests."""
 
 from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
 from tests.fakes import slack as fake
+
+# Variables a test process may carry that the command under test must not see.
+FOREIGN_ENV = ("PIPE_", "GITHUB_", "RUNNER_", "INPUT_", "SLACK_", "_PIPE_COMPLETE", "COMP_")
+
+
+class Result(NamedTuple):
+    code: int
+    out: str
+    err: str
+
+
+class InProcessPipe:
+    """`pipe ARGS…` through the console script's own entry point (``cli.main.main``), in this process.
+
+    The environment is the one a fresh process started with ``env`` would see; stdout and stderr are
+    captured; the working directory is ``cwd``. Settings are read from the environment on every call,
+    so what one call writes, the next reads back from the database, as with separate processes."""
+
+    def __init__(self, monkeypatch, capsys, env: dict, cwd: Path):
+        self.monkeypatch, self.capsys, self.cwd = monkeypatch, capsys, cwd
+        for key in [k for k in os.environ if k.startswith(FOREIGN_ENV)]:
+            monkeypatch.delenv(key)
+        monkeypatch.setenv("COLUMNS", "80")  # what a process whose stdout is a pipe wraps help text at
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.chdir(cwd)
+        self.env = dict(env)
+
+    def setenv(self, **values: str) -> None:
+        for key, value in values.items():
+            self.monkeypatch.setenv(key, value)
+            self.env[key] = value
+
+    def __call__(self, *args: str) -> Result:
+        from cli.main import main
+
+        self.capsys.readouterr()
+        code = main(list(args))
+        out, err = self.capsys.readouterr()
+        return Result(code, out, err)
+
+    def ok(self, *args: str) -> str:
+        """Stdout of a command that must succeed silently on stderr."""
+        code, out, err = self(*args)
+        assert (code, err) == (0, ""), (args, code, err)
+        return out
+
+    def json(self, *args: str):
+        return json.loads(self.ok(*args, "--json"))
+
+
+def assert_refused(res: Result, code: int, message: str) -> None:
+    """One line on stderr, `pipe: …` containing ``message``, nothing on stdout, the given exit code."""
+    assert res.code == code, res
+    assert res.out == ""
+    lines = res.err.splitlines()
+    assert len(lines) == 1 and res.err.endswith("\n") and lines[0].startswith("pipe: "), res.err
+    assert message in lines[0], res.err
+    assert "Traceback" not in res.err
+
+
+@pytest.fixture
+def pipe_with(monkeypatch, capsys, tmp_path):
+    """``pipe_with(env)`` → an in-process `pipe` that sees exactly ``env`` (for tests that need
+    another environment than the test database's, e.g. the default data directory)."""
+    from core.db import dispose_engines
+
+    yield lambda env, cwd=tmp_path: InProcessPipe(monkeypatch, capsys, env, cwd)
+    dispose_engines()  # a real process would have closed its connections on exit
+
+
+@pytest.fixture
+def pipe(pipe_with, env, config_file):
+    """The in-process `pipe` on the test database (SQLite, and PostgreSQL when configured), acting
+    as alice: ``code, out, err = pipe("show", pid)``; ``pipe.ok(...)``; ``pipe.json(...)``."""
+    return pipe_with(env | {"PIPE_ACTOR": "alice"})
 
 
 @pytest.fixture

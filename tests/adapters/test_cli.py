@@ -1,65 +1,36 @@
-"""The installed `pipe` script in subprocesses: the seed walkthrough verbatim, --json everywhere,
-one-line errors with the right exit codes."""
+"""`pipe` run in process through the console script's entry point: the seed walkthrough, --json
+everywhere, one-line errors with the right exit codes. The installed script itself, in real
+processes, is exercised by tests/e2e/test_cli_process.py."""
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
+import re
 import sys
 from pathlib import Path
 
 import pytest
 
 from core.grammar import COMMANDS
-
-PIPE = str(Path(sys.executable).with_name("pipe"))
-
-
-@pytest.fixture
-def cli(env, tmp_path):
-    full = {k: v for k, v in os.environ.items() if not k.startswith("PIPE_")} | env | {
-        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}", "PIPE_ACTOR": "alice"}
-
-    def call(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
-        res = subprocess.run([PIPE, *args], capture_output=True, text=True, env=full, cwd=tmp_path, timeout=60)
-        if ok:
-            assert res.returncode == 0, res.stderr
-        return res
-
-    call.env = full
-    call.cwd = tmp_path
-    return call
+from tests.adapters.conftest import assert_refused
 
 
-@pytest.mark.skipif(not shutil.which("jq") or not shutil.which("bash"), reason="needs bash and jq")
-def test_the_seed_walkthrough_runs_verbatim(cli):
-    (cli.cwd / "dist").mkdir()
-    (cli.cwd / "dist" / "build.zip").write_bytes(b"zip")
-    script = """
-set -euo pipefail
-pid=$(pipe create --name "用户认证" --template feature --json | jq -r .id)
-pipe start $pid
-pipe stage $pid code
-pipe stage $pid review
-pipe approve $pid --gate code-review
-pipe artifact-add $pid --name build.zip --type binary --path ./dist/build.zip
-dep=$(pipe deploy $pid --strategy canary --target production --json | jq -r .id)
-pipe monitor-record $pid --metric error_rate --value 0.02
-pipe rollback $dep
-pipe rollback $dep
-pipe stats --json > stats.json
-pipe show $pid --json > show.json
-"""
-    res = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=cli.env, cwd=cli.cwd, timeout=120)
-    assert res.returncode == 0, res.stderr
-    assert res.stderr == ""
-    show = json.loads((cli.cwd / "show.json").read_text())
+def test_the_seed_walkthrough_runs(pipe):
+    """The seed's walkthrough, step by step (tests/e2e runs the same script verbatim under bash)."""
+    (pipe.cwd / "dist").mkdir()
+    (pipe.cwd / "dist" / "build.zip").write_bytes(b"zip")
+    pid = pipe.json("create", "--name", "用户认证", "--template", "feature")["id"]
+    for step in (["start", pid], ["stage", pid, "code"], ["stage", pid, "review"],
+                 ["approve", pid, "--gate", "code-review"],
+                 ["artifact-add", pid, "--name", "build.zip", "--type", "binary", "--path", "./dist/build.zip"]):
+        pipe.ok(*step)
+    dep = pipe.json("deploy", pid, "--strategy", "canary", "--target", "production")["id"]
+    pipe.ok("monitor-record", pid, "--metric", "error_rate", "--value", "0.02")
+    pipe.ok("rollback", dep)
+    pipe.ok("rollback", dep)
+    stats, show = pipe.json("stats"), pipe.json("show", pid)
     assert show["name"] == "用户认证" and show["current_stage"] == "deploy"
     assert show["artifacts"][0]["digest"].startswith("sha256:") and show["artifacts"][0]["size"] == 3
     assert show["recent_deploys"][0]["status"] == "rolled-back"
-    stats = json.loads((cli.cwd / "stats.json").read_text())
     assert stats["deploys"]["by_status"]["rolled-back"] == 1 and stats["gate_decisions"]["approved"] == 1
 
 
@@ -70,6 +41,7 @@ def _sample(name: str, ids: dict) -> list[str] | None:
         "create": ["--name", "x"], "start": [ids["fresh"]], "pause": [ids["other"]], "resume": [ids["other"]],
         "cancel": [ids["other"]], "complete": [pid], "fail": [ids["failing"], "--reason", "r"],
         "retry": [ids["failing"]], "stage": [pid, "deploy"], "approve": [pid, "--gate", "code-review"],
+        "gate-status": [pid, "--gate", "code-review"],
         "reject": [ids["rejecting"], "--gate", "code-review", "--reason", "no"],
         "artifact-add": [pid, "--name", "n", "--type", "log", "--uri", "s3://x"], "artifacts": [pid],
         "deploy": [pid, "--strategy", "canary", "--target", "t"], "deploy-update": [dep, "--status", "succeeded"],
@@ -84,39 +56,17 @@ ORDER = ["pause", "resume", "fail", "retry", "reject", "artifact-add", "monitor-
          "deploy-update", "rollback", "stage", "deploy", "complete", "cancel", "start", "create"]
 
 
-@pytest.fixture
-def inproc(env, monkeypatch, capsys):
-    """Run `pipe …` in this process (same entry point as the script, minus interpreter start-up)."""
-    from cli.main import main
-
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("PIPE_ACTOR", "alice")
-
-    def call(*args: str) -> tuple[int, str, str]:
-        code = main(list(args))
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return call
-
-
-def test_every_command_prints_parseable_json_and_nothing_else(inproc):
-    def ok(*args):
-        code, out, err = inproc(*args)
-        assert (code, err) == (0, ""), args
-        return out
-
+def test_every_command_prints_parseable_json_and_nothing_else(pipe):
     def new(*steps):
-        pid = json.loads(ok("create", "--name", "p", "--json"))["id"]
+        pid = pipe.json("create", "--name", "p")["id"]
         for step in steps:
-            ok(*step.replace("PID", pid).split())
+            pipe.ok(*step.replace("PID", pid).split())
         return pid
 
     ids = {"fresh": new(), "other": new("start PID"), "failing": new("start PID"),
            "pid": new("start PID", "stage PID review"), "rejecting": new("start PID", "stage PID review")}
-    ids["dep"] = json.loads(ok("deploy", new("start PID", "stage PID review", "approve PID --gate code-review"),
-                               "--strategy", "rolling", "--target", "x", "--json"))["id"]
+    ids["dep"] = pipe.json("deploy", new("start PID", "stage PID review", "approve PID --gate code-review"),
+                           "--strategy", "rolling", "--target", "x")["id"]
     names = sorted(COMMANDS, key=lambda n: (ORDER.index(n) if n in ORDER else -1, n))
     checked = []
     for name in names:
@@ -125,7 +75,7 @@ def test_every_command_prints_parseable_json_and_nothing_else(inproc):
             if COMMANDS[name].kind != "catalogue":
                 continue  # commands of other groups are covered by their own tests
             args = []
-        json.loads(ok(name, *args, "--json"))
+        pipe.json(name, *args)
         checked.append(name)
     assert set(checked) >= {n for n, c in COMMANDS.items() if c.group != "governance"}
 
@@ -139,66 +89,74 @@ def test_every_command_prints_parseable_json_and_nothing_else(inproc):
     (["list", "--limit", "lots"], 2, "pipe: Invalid value for '--limit'"),
     (["deploy-strategies", "--colour"], 2, "pipe: No such option: --colour"),
 ])
-def test_errors_are_one_line_on_stderr_with_the_right_exit_code(cli, args, code, message):
-    res = cli(*args, ok=False)
-    assert res.returncode == code
-    assert res.stdout == ""
-    assert res.stderr.startswith(message) and res.stderr.count("\n") == 1, res.stderr
+def test_errors_are_one_line_on_stderr_with_the_right_exit_code(pipe, args, code, message):
+    res = pipe(*args)
+    assert_refused(res, code, message)
+    assert res.err.startswith(message)
 
 
-def test_domain_refusals_exit_1_and_change_nothing(cli):
-    pid = json.loads(cli("create", "--name", "p", "--json").stdout)["id"]
-    cli("start", pid)
-    res = cli("stage", pid, "deploy", ok=False)
-    assert res.returncode == 1 and res.stderr.startswith("pipe: gate not approved: code-review")
-    value = cli("monitor-record", pid, "--metric", "error_rate", "--value", "nan", ok=False)
-    assert value.returncode == 2 and "finite number" in value.stderr
-    missing = cli("artifact-add", pid, "--name", "b", "--type", "binary", "--path", "./nope.zip", ok=False)
-    assert missing.returncode == 2 and missing.stderr == "pipe: file not found: ./nope.zip\n"
-    shown = json.loads(cli("show", pid, "--json").stdout)
+def test_domain_refusals_exit_1_and_change_nothing(pipe):
+    pid = pipe.json("create", "--name", "p")["id"]
+    pipe.ok("start", pid)
+    assert_refused(pipe("stage", pid, "deploy"), 1, "pipe: gate not approved: code-review")
+    assert_refused(pipe("monitor-record", pid, "--metric", "error_rate", "--value", "nan"), 2, "finite number")
+    missing = pipe("artifact-add", pid, "--name", "b", "--type", "binary", "--path", "./nope.zip")
+    assert missing.code == 2 and missing.err == "pipe: file not found: ./nope.zip\n"
+    shown = pipe.json("show", pid)
     assert shown["current_stage"] == "requirements" and shown["artifacts"] == []
 
 
-def test_actor_comes_from_as_or_the_environment(cli):
-    pid = json.loads(cli("create", "--name", "p", "--json").stdout)["id"]
-    assert json.loads(cli("show", pid, "--json").stdout)["created_by"] == "alice"
-    pid2 = json.loads(cli("create", "--name", "p", "--as", "bob", "--json").stdout)["id"]
-    assert json.loads(cli("show", pid2, "--json").stdout)["created_by"] == "bob"
+def test_actor_comes_from_as_or_the_environment(pipe):
+    pid = pipe.json("create", "--name", "p")["id"]
+    assert pipe.json("show", pid)["created_by"] == "alice"
+    pid2 = pipe.json("create", "--name", "p", "--as", "bob")["id"]
+    assert pipe.json("show", pid2)["created_by"] == "bob"
+    pipe.setenv(PIPE_ACTOR="carol")
+    pid3 = pipe.json("create", "--name", "p")["id"]
+    assert pipe.json("show", pid3)["created_by"] == "carol"
 
 
-def test_a_broken_config_file_is_a_usage_error(cli):
-    Path(cli.env["PIPE_CONFIG"]).write_text("[gates.code-review]\nrequired_approvals = -1\n")
-    res = cli("list", ok=False)
-    assert res.returncode == 2 and res.stderr.startswith("pipe: gates.code-review.required_approvals must be")
+def test_a_broken_config_file_is_a_usage_error(pipe):
+    Path(pipe.env["PIPE_CONFIG"]).write_text("[gates.code-review]\nrequired_approvals = -1\n")
+    res = pipe("list")
+    assert_refused(res, 2, "gates.code-review.required_approvals must be")
+    assert res.err.startswith("pipe: gates.code-review.required_approvals must be")
 
 
-def test_an_unreachable_database_is_one_line_not_a_traceback(cli):
-    env = cli.env | {"PIPE_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"}
-    res = subprocess.run([PIPE, "list"], capture_output=True, text=True, env=env, timeout=60)
-    assert res.returncode == 2 and res.stderr.startswith("pipe: cannot open the database:")
-    assert "Traceback" not in res.stderr and res.stderr.count("\n") == 1
+def test_an_unreachable_database_is_one_line_not_a_traceback(pipe):
+    pipe.setenv(PIPE_DATABASE_URL="postgresql+psycopg://nobody@127.0.0.1:1/none")
+    res = pipe("list")
+    assert_refused(res, 2, "cannot open the database:")
+    assert res.err.startswith("pipe: cannot open the database:")
 
 
-def test_human_output_is_readable(cli):
-    pid = json.loads(cli("create", "--name", "用户认证", "--json").stdout)["id"]
-    out = cli("show", pid).stdout
+def test_a_crash_is_one_line_with_a_reference_and_the_traceback_goes_to_the_crash_log(pipe, monkeypatch):
+    pid = pipe.json("create", "--name", "p")["id"]
+    with monkeypatch.context() as patch:
+        patch.setattr(sys, "stdout", None)  # as in a process started with stdout closed: a bug, not an input
+        res = pipe("show", pid, "--json")
+    assert_refused(res, 3, "internal error ")
+    log = Path(pipe.env["PIPE_DATA_DIR"]) / "crash.log"
+    ref = re.search(rf"internal error (\S+): AttributeError; details in {re.escape(str(log))}$", res.err.strip())
+    assert ref, res.err
+    assert ref.group(1) in log.read_text(encoding="utf-8") and "Traceback" in log.read_text(encoding="utf-8")
+
+
+def test_human_output_is_readable(pipe):
+    pid = pipe.json("create", "--name", "用户认证")["id"]
+    out = pipe.ok("show", pid)
     assert "Stages" in out and "requirements" in out and "code-review" in out
-    assert cli("start", pid).stdout.strip().endswith("running  stage requirements")
+    assert pipe.ok("start", pid).strip().endswith("running  stage requirements")
 
 
-def test_a_bare_pipe_prints_the_help_and_succeeds(inproc):
-    code, out, err = inproc()
-    assert code == 0 and err == ""
+def test_a_bare_pipe_prints_the_help_and_succeeds(pipe):
+    out = pipe.ok()
     assert out.startswith("Usage: pipe [OPTIONS] COMMAND") and "artifact-add" in out and "monitor-status" in out
 
 
-def test_shell_completion_completes_commands_and_options(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIPE_")} | {
-        "PIPE_DATA_DIR": str(tmp_path), "_PIPE_COMPLETE": "complete_bash"}
-    words = subprocess.run([PIPE], capture_output=True, text=True, timeout=60,
-                           env=env | {"COMP_WORDS": "pipe deploy-", "COMP_CWORD": "1"})
-    assert words.returncode == 0 and words.stderr == ""
-    assert set(words.stdout.split()) >= {"deploy-strategies", "deploy-update", "deploy-show"}
-    options = subprocess.run([PIPE], capture_output=True, text=True, timeout=60,
-                             env=env | {"COMP_WORDS": "pipe deploy --st", "COMP_CWORD": "2"})
-    assert options.returncode == 0 and set(options.stdout.split()) == {"--strategy", "--status"}
+def test_shell_completion_completes_commands_and_options(pipe):
+    pipe.setenv(_PIPE_COMPLETE="complete_bash", COMP_WORDS="pipe deploy-", COMP_CWORD="1")
+    words = pipe.ok()
+    assert set(words.split()) >= {"deploy-strategies", "deploy-update", "deploy-show"}
+    pipe.setenv(COMP_WORDS="pipe deploy --st", COMP_CWORD="2")
+    assert set(pipe.ok().split()) == {"--strategy", "--status"}

@@ -1,61 +1,27 @@
-"""V2 governance through the installed `pipe` script: every command is its own process, so what one
-process registers, activates or sets must be read back from the database by the next."""
+"""V2 governance through `pipe` (in process, one call per command): what one command registers,
+activates or sets is read back from the database by the next, and refusals are one line with the
+right exit code."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-
-import pytest
-
-PIPE = str(Path(sys.executable).with_name("pipe"))
+from tests.adapters.conftest import assert_refused
 
 
-@pytest.fixture
-def pipe(env, config_file, tmp_path):
-    full = {k: v for k, v in os.environ.items() if not k.startswith("PIPE_")} | env | {"PIPE_ACTOR": "alice"}
-
-    def call(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([PIPE, *args], capture_output=True, text=True, env=full, cwd=tmp_path, timeout=60)
-
-    return call
-
-
-def ok(res: subprocess.CompletedProcess):
-    assert (res.returncode, res.stderr) == (0, ""), res.stderr
-    return json.loads(res.stdout) if res.stdout.startswith(("{", "[")) else res.stdout
-
-
-def refused(res: subprocess.CompletedProcess, code: int, message: str) -> None:
-    assert res.returncode == code, (res.returncode, res.stderr)
-    assert res.stdout == ""
-    lines = res.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("pipe: ") and message in lines[0], res.stderr
-    assert "Traceback" not in res.stderr
-
-
-def test_state_and_settings_persist_across_processes(pipe):
-    created = ok(pipe("register-pipeline-v2", "web:deploy", "alice", "--name", "web deploys", "--json"))
+def test_state_and_settings_persist_between_commands(pipe):
+    created = pipe.json("register-pipeline-v2", "web:deploy", "alice", "--name", "web deploys")
     assert created["status"] == "pending"
-    assert "web:deploy  owner alice  active" in ok(pipe("activate-pipeline-v2", "web:deploy"))
-    assert ok(pipe("set-max-pending-runs-v2", "1.7")) == "max_pending_runs_per_pipeline: 20 → 1\n"
-    ok(pipe("create-run-v2", "r1", "web:deploy", "--trigger", "push"))
+    assert "web:deploy  owner alice  active" in pipe.ok("activate-pipeline-v2", "web:deploy")
+    assert pipe.ok("set-max-pending-runs-v2", "1.7") == "max_pending_runs_per_pipeline: 20 → 1\n"
+    pipe.ok("create-run-v2", "r1", "web:deploy", "--trigger", "push")
 
-    stats = ok(pipe("gov-stats-v2", "--owner", "alice", "--json"))  # a fresh process reads it all back
+    stats = pipe.json("gov-stats-v2", "--owner", "alice")  # settings are reloaded: all of it comes from the database
     assert stats["pipelines"] == {"pending": 0, "active": 1, "paused": 0, "archived": 0, "total": 1}
     assert stats["runs"] == {"queued": 1, "running": 0, "completed": 0, "failed": 0, "cancelled": 0, "total": 1}
     assert stats["caps"] == {"max_active_pipelines_per_owner": 10, "max_pending_runs_per_pipeline": 1}
     assert stats["owner"] == {"name": "alice", "active": 1, "max_active": 10, "remaining": 9}
 
 
-def test_errors_are_one_line_with_exit_code_1_for_state_and_2_for_input(pipe, env, run, alice):
-    """Set up in-process, then one process per command, several at a time."""
-    if not env["PIPE_DATABASE_URL"].startswith("sqlite"):
-        pytest.skip("the CLI maps errors the same way on every database; checked on SQLite")
+def test_errors_are_one_line_with_exit_code_1_for_state_and_2_for_input(pipe, run, alice):
     from core.services import governance as gov
     from core.services import governance_runs as runs
 
@@ -76,10 +42,7 @@ def test_errors_are_one_line_with_exit_code_1_for_state_and_2_for_input(pipe, en
         (("auto-fail-stuck-v2", "--now", "yesterday"), 2, "not an ISO-8601 time: yesterday"),
         (("get-run-v2",), 2, "Missing argument"),
     ]
-    with ThreadPoolExecutor(4) as pool:
-        failing = pool.map(lambda case: pipe(*case[0]), cases)
-        failed_run = pool.submit(pipe, "fail-run-v2", "r1", "runner lost", "--json")
-        for (_, code, message), res in zip(cases, list(failing), strict=True):
-            refused(res, code, message)
-        assert ok(failed_run.result())["reason"] == "runner lost"  # optional positional REASON
+    for args, code, message in cases:
+        assert_refused(pipe(*args), code, message)
     assert run(gov.show_config_v2, alice)["max_active_pipelines_per_owner"] == 1  # refusals changed nothing
+    assert pipe.json("fail-run-v2", "r1", "runner lost")["reason"] == "runner lost"  # optional positional REASON
