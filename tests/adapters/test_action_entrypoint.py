@@ -1,19 +1,26 @@
 """The Action entrypoint as the real runner starts it: action.yml's run step, its `env:` mapping
 evaluated with the step's inputs, no INPUT_* variables, real GITHUB_OUTPUT / GITHUB_STEP_SUMMARY
-files and an event payload — direct mode, on SQLite and PostgreSQL."""
+files and an event payload — direct mode, on SQLite and PostgreSQL. The entrypoint runs in this
+process with exactly that environment; tests/e2e/test_action_process.py starts it for real."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import os
 import re
-import subprocess
 import sys
+import threading
 import time
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.adapters.conftest import FOREIGN_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = Path(sys.executable).with_name("pipe-action")
@@ -77,28 +84,72 @@ def parse_outputs(text: str) -> dict[str, str]:
     return outputs
 
 
+@dataclass
+class StepRun:
+    """What the runner sees of one step: exit code, the log (stdout/stderr) and the files it wrote."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    outputs: dict = field(default_factory=dict)
+    summary: str = ""
+
+
+def run_entrypoint(monkeypatch, env: dict, stdout: io.StringIO | None = None) -> StepRun:
+    """Run the step's entrypoint (`pipe-action` → ``cli.action.main``) with ``env`` as the whole
+    process environment and GITHUB_WORKSPACE as the working directory, as the runner starts it."""
+    from cli import action
+
+    assert run_step()["run"].strip() == '"$PIPE_ACTION_ENTRYPOINT"'  # the step runs exactly the entrypoint
+    out, err = stdout or io.StringIO(), io.StringIO()
+    with monkeypatch.context() as patch:
+        for key in [k for k in os.environ if k.startswith(FOREIGN_ENV)]:
+            patch.delenv(key)
+        for key, value in env.items():
+            patch.setenv(key, value)
+        patch.chdir(env["GITHUB_WORKSPACE"])
+        with redirect_stdout(out), redirect_stderr(err):
+            code = action.main()
+    files = {name: Path(env[var]) for name, var in (("output", "GITHUB_OUTPUT"), ("summary", "GITHUB_STEP_SUMMARY"))}
+    proc = StepRun(code, out.getvalue(), err.getvalue(),
+                   parse_outputs(files["output"].read_text()) if files["output"].is_file() else {},
+                   files["summary"].read_text() if files["summary"].is_file() else "")
+    assert "Traceback" not in proc.stdout
+    return proc
+
+
 class Step:
-    """Runs action.yml's run script with bash, like the runner, and collects what it wrote."""
+    """Runs action.yml's run step like the runner, and collects what it wrote."""
 
-    def __init__(self, tmp_path: Path, env: dict):
-        self.tmp_path, self.base = tmp_path, env
+    def __init__(self, tmp_path: Path, env: dict, monkeypatch):
+        self.tmp_path, self.base, self.monkeypatch = tmp_path, env, monkeypatch
 
-    def __call__(self, job_status: str = "success", **inputs) -> subprocess.CompletedProcess:
+    def __call__(self, job_status: str = "success", **inputs) -> StepRun:
         inputs = {k.replace("_", "-"): v for k, v in inputs.items()}
         for name in ("output", "summary"):
             (self.tmp_path / name).write_text("")
-        env = runner_env(self.tmp_path, self.base, inputs, job_status=job_status)
-        proc = subprocess.run(["bash", "-e", "-c", run_step()["run"]], env=env, capture_output=True, text=True,
-                              timeout=60, cwd=env["GITHUB_WORKSPACE"])
-        proc.outputs = parse_outputs((self.tmp_path / "output").read_text())
-        proc.summary = (self.tmp_path / "summary").read_text()
-        assert "Traceback" not in proc.stdout + proc.stderr
+        proc = run_entrypoint(self.monkeypatch, runner_env(self.tmp_path, self.base, inputs, job_status=job_status))
+        assert "Traceback" not in proc.stderr
         return proc
 
 
+class Watched(io.StringIO):
+    """A step's log that signals once a line holding all of ``words`` has been written."""
+
+    def __init__(self, *words: str):
+        super().__init__()
+        self.words, self.seen = words, threading.Event()
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        if any(all(w in line for w in self.words) for line in self.getvalue().splitlines()):
+            self.seen.set()
+        return written
+
+
 @pytest.fixture
-def step(tmp_path, env, config_file):
-    return Step(tmp_path, env)
+def step(tmp_path, env, config_file, monkeypatch):
+    return Step(tmp_path, env, monkeypatch)
 
 
 @pytest.fixture
@@ -110,8 +161,8 @@ def sqlite_env(tmp_path):
 
 
 @pytest.fixture
-def sqlite_step(tmp_path, sqlite_env):
-    return Step(tmp_path, sqlite_env)
+def sqlite_step(tmp_path, sqlite_env, monkeypatch):
+    return Step(tmp_path, sqlite_env, monkeypatch)
 
 
 @pytest.fixture
@@ -225,17 +276,16 @@ def test_secrets_are_masked_before_anything_else_is_printed(sqlite_step, tmp_pat
     assert "ghs_secret_value" not in "\n".join(lines[2:])
 
 
-def test_a_crash_is_a_short_annotation_with_a_reference_and_no_traceback(sqlite_env, tmp_path):
+def test_a_crash_is_a_short_annotation_with_a_reference_and_no_traceback(sqlite_env, tmp_path, monkeypatch):
     proc_env = runner_env(tmp_path, sqlite_env, dashed({"command": "create", "name": "x"} | direct(sqlite_env)))
     (tmp_path / "output").unlink()
     (tmp_path / "output").mkdir()  # the runner's output file is unusable: a bug, not a user error
-    proc = subprocess.run(["bash", "-c", run_step()["run"]], env=proc_env, capture_output=True, text=True)
+    proc = run_entrypoint(monkeypatch, proc_env)
     assert proc.returncode == 3
-    assert re.search(r"^::error title=chainpipe internal error::internal error \d{8}T\d{6}-\d+: IsADirectoryError",
+    assert re.search(r"^::error title=chainpipe internal error::internal error [\w-]+: IsADirectoryError",
                      proc.stdout, re.M)
     assert "Traceback" not in proc.stdout + proc.stderr
-    debug = subprocess.run(["bash", "-c", run_step()["run"]], env=proc_env | {"RUNNER_DEBUG": "1"},
-                           capture_output=True, text=True)
+    debug = run_entrypoint(monkeypatch, proc_env | {"RUNNER_DEBUG": "1"})
     assert debug.returncode == 3 and "Traceback" in debug.stderr and "Traceback" not in debug.stdout
 
 
@@ -244,26 +294,28 @@ def dashed(values: dict) -> dict:
 
 
 @pytest.mark.parametrize("decision, code, status", [("approve", 0, "approved"), ("reject", 1, "rejected")])
-def test_await_gate_polls_until_a_person_decides(tmp_path, env, config_file, db, decision, code, status):
+def test_await_gate_polls_until_a_person_decides(tmp_path, env, config_file, db, monkeypatch, decision, code, status):
     pid = db("create", name="shop", template="bugfix")["id"]
     db("start", pipeline_id=pid)
     db("stage", pipeline_id=pid, stage="review")
     proc_env = runner_env(tmp_path, env, dashed({"command": "await-gate", "pipeline_id": pid, "gate": "code-review",
                                                 "timeout": "20s", "poll_interval": "0.1s"} | direct(env)))
-    started = time.monotonic()
-    proc = subprocess.Popen(["bash", "-c", run_step()["run"]], env=proc_env, stdout=subprocess.PIPE, text=True)
-    for line in proc.stdout:
-        if "code-review" in line and "pending" in line:
-            break
-    values = {"reason": "not this time"} if decision == "reject" else {}
-    db(decision, actor="bob", pipeline_id=pid, gate="code-review", **values)
-    rest = proc.stdout.read()
-    assert proc.wait(timeout=20) == code, rest
+    started, log, done = time.monotonic(), Watched("code-review", "pending"), []
+    waiting = threading.Thread(target=lambda: done.append(run_entrypoint(monkeypatch, proc_env, stdout=log)))
+    waiting.start()
+    try:
+        assert log.seen.wait(timeout=20), log.getvalue()
+        values = {"reason": "not this time"} if decision == "reject" else {}
+        db(decision, actor="bob", pipeline_id=pid, gate="code-review", **values)
+    finally:
+        waiting.join(timeout=20)
+    [proc] = done
+    assert proc.returncode == code, proc.stdout
     assert time.monotonic() - started < 10
-    assert parse_outputs((tmp_path / "output").read_text()) == {"pipeline-id": pid, "status": status}
-    assert f"gate code-review: {status}" in (tmp_path / "summary").read_text()
+    assert proc.outputs == {"pipeline-id": pid, "status": status}
+    assert f"gate code-review: {status}" in proc.summary
     if decision == "reject":
-        assert "::error title=gate rejected::gate code-review of " + pid + " was rejected" in rest
+        assert "::error title=gate rejected::gate code-review of " + pid + " was rejected" in proc.stdout
 
 
 def test_await_gate_times_out_with_a_clear_annotation(step, db, env):
