@@ -60,6 +60,14 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+def pytest_collection_modifyitems(items):
+    """Every test here starts real processes: all are `slow` (left out of `make test-fast`)."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def server_env(env, fake_slack, config_file):
     return {**os.environ, **env,

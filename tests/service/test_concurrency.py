@@ -12,6 +12,8 @@ from core.services.monitoring import list_events
 from core.services.queries import show_pipeline
 from tests.service.helpers import race, running_pipeline
 
+pytestmark = pytest.mark.slow  # one spawned process per worker
+
 WORKERS = 6
 ROUNDS = 8
 

@@ -4,6 +4,7 @@ row lock on the pipeline)."""
 
 from __future__ import annotations
 
+import pytest
 from sqlmodel import select
 
 from core.actor import Actor
@@ -12,6 +13,8 @@ from core.models import AuditEvent, VerdictEvent
 from core.services.deploys import record_deploy, show_deploy
 from core.uow import UnitOfWork
 from tests.service.helpers import at_review_approved, race
+
+pytestmark = pytest.mark.slow  # one spawned process per worker
 
 WORKERS = 4
 ROUNDS = 2

@@ -1,11 +1,10 @@
-"""Import direction: core imports no adapter; cli and bot never import each other; the
-catalogue path imports no database code."""
+"""Import direction: core imports no adapter; cli and bot never import each other. (That the
+catalogue commands import no database code is checked on the installed script, in
+tests/e2e/test_cli_process.py.)"""
 
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -37,21 +36,3 @@ def test_import_direction(package, forbidden):
     bad = [f"{p.relative_to(ROOT)} imports {m}" for p, m in _imports(package) if m in forbidden]
     assert bad == []
 
-
-def _modules_after(argv: list[str]) -> set[str]:
-    code = (
-        "import sys, runpy\n"
-        f"sys.argv = {['pipe', *argv]!r}\n"
-        "from cli.main import main\n"
-        "main(sys.argv[1:])\n"
-        "print('\\n'.join(sorted(sys.modules)), file=sys.stderr)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
-    return set(out.stderr.split())
-
-
-@pytest.mark.parametrize("argv", [["--help"], ["stages"], ["templates", "--json"], ["deploy-strategies"],
-                                  ["statuses", "--json"]])
-def test_help_and_catalogue_import_no_database_code(argv):
-    loaded = _modules_after(argv)
-    assert not {m for m in loaded if m.split(".")[0] in ("sqlalchemy", "sqlmodel", "psycopg", "pydantic")}
