@@ -1,0 +1,46 @@
+"""The unit of work keeps only what was committed: a write without commit(), a write after it, and
+a write cut short by an error leave nothing behind (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import func, select
+
+from core.models import AuditEvent
+from core.uow import UnitOfWork
+
+
+def audit_rows(settings) -> list[str]:
+    with UnitOfWork(settings, write=False) as uow:
+        return sorted(uow.session.exec(select(AuditEvent.entity_id)).all())
+
+
+def write(uow: UnitOfWork, actor, entity_id: str) -> None:
+    uow.audit(actor, "pipeline", entity_id, "note")
+    uow.session.flush()  # the row is in the database's transaction, not only in the session
+    assert uow.session.exec(select(func.count()).select_from(AuditEvent)).one() >= 1
+
+
+def test_a_write_without_commit_is_rolled_back(settings, alice):
+    with UnitOfWork(settings) as uow:
+        write(uow, alice, "pipe-uncommitted")
+    assert audit_rows(settings) == []
+
+
+def test_only_what_was_committed_is_kept(settings, alice):
+    with UnitOfWork(settings) as uow:
+        write(uow, alice, "pipe-committed")
+        uow.commit()
+        write(uow, alice, "pipe-after-commit")
+    assert audit_rows(settings) == ["pipe-committed"]
+
+
+def test_an_error_inside_rolls_back_and_leaves_the_database_writable(settings, alice):
+    with pytest.raises(RuntimeError), UnitOfWork(settings) as uow:
+        write(uow, alice, "pipe-broken")
+        raise RuntimeError("boom")
+    assert audit_rows(settings) == []
+    with UnitOfWork(settings) as uow:  # no lock left behind: the next writer gets in at once
+        write(uow, alice, "pipe-next")
+        uow.commit()
+    assert audit_rows(settings) == ["pipe-next"]
