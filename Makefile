@@ -1,10 +1,11 @@
-# chainpipe — `make demo` runs the seed walkthrough on a fresh SQLite file; `make test` runs the tests.
+# chainpipe — `make demo` runs the seed walkthrough on a fresh SQLite file; `make test` runs the tests;
+# `make test-fast` runs the unit and service tests on SQLite without the slow ones (the edit loop).
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-sqlite bench bench-smoke lint clean
+.PHONY: install demo test test-fast test-sqlite bench bench-smoke lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,6 +24,9 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q --durations=10
+
+test-fast: install
+	env -u PIPE_TEST_DATABASE_URL $(BIN)/python -m pytest -q -m "not slow" tests/unit tests/service
 
 test-sqlite: install
 	env -u PIPE_TEST_DATABASE_URL $(BIN)/python -m pytest
