@@ -2,12 +2,14 @@
 
     PipeError subclasses  → "pipe: <message>", their own exit code (1 domain, 2 input/config)
     click usage errors    → "pipe: <message> (see `pipe CMD --help`)", exit 2
-    anything else         → "pipe: internal error …", exit 3, traceback written to a log file
+    anything else         → "pipe: internal error err-…", exit 3, traceback written to crash.log
+
+Every line goes through ``core.text.one_line``: a value the user typed that holds a newline or an
+escape sequence is shown escaped, never as a second line or a terminal control code.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import traceback
 from datetime import datetime, timezone
@@ -17,7 +19,9 @@ INTERNAL_ERROR = 3
 
 
 def say(message: str) -> None:
-    print(f"pipe: {message}", file=sys.stderr)
+    from core.text import one_line
+
+    print(f"pipe: {one_line(message)}", file=sys.stderr)
 
 
 def crash_log_path() -> Path:
@@ -27,14 +31,16 @@ def crash_log_path() -> Path:
 
 
 def report_crash(exc: BaseException) -> int:
-    ref = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
+    from core.crash import crash_line, crash_reference
+    from core.files import append_private
+
+    ref = crash_reference()
     where = crash_log_path()
     try:
-        where.parent.mkdir(parents=True, exist_ok=True)
-        with where.open("a", encoding="utf-8") as fh:
-            fh.write(f"--- {ref}\n{''.join(traceback.format_exception(exc))}\n")
+        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        append_private(where, f"--- {ref} {stamp}\n{''.join(traceback.format_exception(exc))}\n")
         detail = f"details in {where}"
     except OSError:
         detail = "no crash log could be written"
-    say(f"internal error {ref}: {exc.__class__.__name__}; {detail}")
+    say(crash_line(ref, exc, detail))
     return INTERNAL_ERROR

@@ -18,7 +18,8 @@ try:  # recent Typer releases vendor Click; older ones use the click package
 except ImportError:  # pragma: no cover
     import click
 
-from cli import tokens
+from cli import db, tokens
+from cli.complete import completer
 from core.grammar import COMMANDS, Command, Param
 
 HELP = """chainpipe: delivery pipelines with approval gates, artifacts, deploys and monitoring.
@@ -50,31 +51,46 @@ def default_actor() -> str:
         return "unknown"
 
 
-def _typer_param(p: Param) -> tuple[object, object]:
+def _typer_param(command: Command, p: Param) -> tuple[object, object]:
     annotation = _TYPES[p.type]
+    complete = completer(command, p)
     if p.positional:
-        if p.required:
-            return annotation, typer.Argument(..., help=p.help, metavar=p.label, show_default=False)
-        return Optional[annotation], typer.Argument(p.default, help=p.help, metavar=p.label, show_default=False)
+        default = ... if p.required else p.default
+        return (annotation if p.required else Optional[annotation]), typer.Argument(
+            default, help=p.help, metavar=p.label, show_default=False, autocompletion=complete)
     if not p.required and p.default is None:
         annotation = Optional[annotation]
     default = ... if p.required else p.default
     metavar = None if p.type == "bool" else (p.metavar or p.name.upper())
     return annotation, typer.Option(default, *p.flags, help=p.help, metavar=metavar,
-                                    show_default=p.default not in (None, False))
+                                    show_default=p.default not in (None, False), autocompletion=complete)
+
+
+# Said after the human output when a value was left to its default and the user may not know it.
+DEFAULT_NOTES = {
+    ("create", "template"): "template {value}: the default; choose one with --template (see `pipe templates`)",
+}
+
+
+def _default_notes(ctx: typer.Context, command: Command, values: dict) -> list[str]:
+    return [note.format(value=values[name]) for (cmd, name), note in DEFAULT_NOTES.items()
+            if cmd == command.name and ctx.get_parameter_source(name).name == "DEFAULT"]
 
 
 def make_callback(command: Command):
-    def callback(**values):
+    def callback(ctx: typer.Context, **values):
         json_out = values.pop("json_out")
         actor = values.pop("as_", None) or default_actor()
         from cli.run import run_command
 
+        notes = [] if json_out else _default_notes(ctx, command, values)
         run_command(command, values, actor=actor, json_out=json_out)
+        for note in notes:
+            typer.echo(note)
 
-    params, annotations = [], {}
+    params, annotations = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD)], {"ctx": typer.Context}
     for p in command.params:
-        annotation, default = _typer_param(p)
+        annotation, default = _typer_param(command, p)
         params.append(inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, default=default))
         annotations[p.name] = annotation
     params.append(inspect.Parameter("json_out", inspect.Parameter.KEYWORD_ONLY,
@@ -96,8 +112,32 @@ for _command in COMMANDS.values():
     app.command(_command.name, help=_command.help, epilog=_epilog)(make_callback(_command))
 
 
-# Command groups that are not grammar commands: API tokens are managed only from a terminal.
+# Command groups that are not grammar commands: API tokens and the schema are managed only from a terminal.
 app.add_typer(tokens.app, name="token")
+app.add_typer(db.app, name="db")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("chainpipe")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"pipe (chainpipe) {_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit", is_eager=True,
+                                 callback=_print_version),
+) -> None:
+    pass
 
 
 def _catalogue_fast_path(argv: list[str]) -> int | None:
@@ -133,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except click.exceptions.UsageError as exc:
         hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
-        say(exc.format_message().splitlines()[0] + hint)
+        say(exc.format_message() + hint)
         return 2
     except typer.Exit as exc:
         return exc.exit_code

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
+
+from cli.render import print_json, table, when
 
 app = typer.Typer(help="API tokens for pipe-server (create, list, revoke)", no_args_is_help=True)
 
@@ -44,7 +44,7 @@ def create(
 
     view = _run(create_token, as_, name=name, allow_actor_header=allow_actor_header)
     if json_out:
-        typer.echo(json.dumps(view, indent=2))
+        print_json(view)
         return
     typer.echo(view["token"])
     typer.echo(f"token {view['name']} created; it is shown only this once, store it now "
@@ -58,16 +58,14 @@ def list_(json_out: bool = JSON):
 
     rows = _run(list_tokens, "")
     if json_out:
-        typer.echo(json.dumps(rows, indent=2))
+        print_json(rows)
         return
     if not rows:
         typer.echo("no tokens")
         return
-    typer.echo(f"{'NAME':<24} {'STATE':<8} {'ACTOR HDR':<9} {'CREATED':<28} LAST USED")
-    for t in rows:
-        state = "active" if t["active"] else "revoked"
-        hdr = "yes" if t["allow_actor_header"] else "no"
-        typer.echo(f"{t['name']:<24} {state:<8} {hdr:<9} {t['created_at']:<28} {t['last_used_at'] or '-'}")
+    typer.echo(table(["name", "state", "actor header", "created", "last used"], [
+        [t["name"], "active" if t["active"] else "revoked", t["allow_actor_header"], when(t["created_at"]),
+         when(t["last_used_at"])] for t in rows]))
 
 
 @app.command("revoke")
@@ -77,6 +75,6 @@ def revoke(name: str = typer.Argument(..., metavar="NAME"), json_out: bool = JSO
 
     view = _run(revoke_token, as_, name=name)
     if json_out:
-        typer.echo(json.dumps(view, indent=2))
+        print_json(view)
     else:
         typer.echo(f"token {view['name']} revoked" if view["changed"] else f"token {view['name']} was already revoked")

@@ -7,13 +7,18 @@ change with ``SELECT … FOR UPDATE`` (see core.uow).
 
 Migrations: ``MIGRATIONS`` is an ordered list; entry *n* brings a database from version *n* to
 *n+1*. New tables need no entry (``create_all`` adds missing tables); new columns or data changes
-do. The version lives in ``schema_version``.
+do. The version lives in ``schema_version``. An empty database is created at the latest version
+(``create_all``, no steps). Upgrading an older one is explicit (`pipe db upgrade`), because on a
+shared database one upgraded laptop would otherwise migrate it under the server's feet; only the
+embedded default SQLite file, which is nobody else's, is upgraded in place on first use.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
@@ -22,7 +27,9 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import SQLModel
 
 from core import migrations, models  # noqa: F401  (models registers the tables)
+from core.config import data_dir, redact_url
 from core.errors import ConfigError
+from core.files import SQLITE_SIDECARS, private_dir, private_file
 
 WRITE_OPTION = "pipe_write"
 
@@ -37,20 +44,45 @@ def _api_token_actor_header(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE api_tokens ADD COLUMN allow_actor_header BOOLEAN NOT NULL DEFAULT FALSE"))
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_baseline, _api_token_actor_header, migrations.principals]
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    _baseline, _api_token_actor_header, migrations.principals, migrations.audit_chain,
+]
 LATEST = len(MIGRATIONS)
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
+_UPGRADE_LOCK = 7312026  # PostgreSQL advisory lock: one process creates or upgrades the schema
 
 
-def get_engine(url: str) -> Engine:
-    """One engine per URL per process, with the schema brought up to date on first use."""
+def normalise_url(url: str) -> str:
+    """``postgres://`` and ``postgresql://`` (as hosting providers print them) mean psycopg 3."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.lower() in ("postgres", "postgresql"):
+        return "postgresql+psycopg://" + rest
+    return url
+
+
+def upgrades_in_place(url: str, env=os.environ) -> bool:
+    """The embedded default SQLite file of someone who never set a database URL is theirs alone:
+    upgrading it in place is expected. Any database named explicitly may be shared, so it waits
+    for `pipe db upgrade`."""
+    return not env.get("PIPE_DATABASE_URL") and url == "sqlite:///" + str(data_dir(env) / "pipe.db")
+
+
+def get_engine(url: str, *, upgrade: bool | None = None) -> Engine:
+    """One engine per URL per process, its schema checked on first use: an empty database is
+    created at the latest version; an older one is upgraded only if ``upgrade`` (by default: on
+    the embedded default SQLite file), else refused with a hint to run `pipe db upgrade`."""
+    url = normalise_url(url)
     with _lock:
         engine = _engines.get(url)
         if engine is None:
             engine = make_engine(url)
-            ensure_schema(engine)
+            try:
+                ensure_schema(engine, upgrade=upgrades_in_place(url) if upgrade is None else upgrade)
+            except BaseException:
+                engine.dispose()
+                raise
             _engines[url] = engine
         return engine
 
@@ -63,6 +95,7 @@ def dispose_engines() -> None:
 
 
 def make_engine(url: str) -> Engine:
+    url = normalise_url(url)
     try:
         if url.startswith("sqlite"):
             return _sqlite_engine(url)
@@ -71,15 +104,27 @@ def make_engine(url: str) -> Engine:
         raise ConfigError(f"cannot use database URL: {exc.__class__.__name__}: {exc}") from None
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file behind an SQLite URL, or None for an in-memory database."""
+    if url in ("sqlite://", "sqlite:///:memory:") or "///" not in url:
+        return None
+    return Path(url.split("///", 1)[1].split("?", 1)[0]).expanduser()
+
+
 def _sqlite_engine(url: str) -> Engine:
-    memory = url in ("sqlite://", "sqlite:///:memory:")
-    if not memory:
-        path = Path(url.split("///", 1)[1]) if "///" in url else None
-        if path is not None:
-            try:
-                path.expanduser().parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise ConfigError(f"cannot create the database directory {path.parent}: {exc.strerror}") from None
+    path = sqlite_path(url)
+    memory = path is None
+    if path is not None:
+        try:
+            private_dir(path.parent)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the database directory {path.parent}: {exc.strerror}") from None
+        try:
+            # Created before SQLite opens it, so the file (and the -wal/-shm SQLite makes in its
+            # image) is 0600 whatever the umask.
+            private_file(path, SQLITE_SIDECARS)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the database file {path}: {exc.strerror}") from None
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": 30},
@@ -107,36 +152,97 @@ def _sqlite_engine(url: str) -> Engine:
 
 
 def schema_version(engine: Engine) -> int | None:
+    """The stored schema version, or None for a database chainpipe has not created yet."""
     with engine.connect() as conn:
-        if not inspect(conn).has_table("schema_version"):
-            return None
-        return conn.execute(text("SELECT version FROM schema_version WHERE id = 1")).scalar()
+        return _version(conn)
 
 
-def ensure_schema(engine: Engine) -> None:
-    try:
-        if schema_version(engine) == LATEST:
+def _version(conn: Connection) -> int | None:
+    if not inspect(conn).has_table("schema_version"):
+        return None
+    return conn.execute(text("SELECT version FROM schema_version WHERE id = 1")).scalar()
+
+
+def ensure_schema(engine: Engine, *, upgrade: bool = False) -> None:
+    """Create an empty database at the latest version; upgrade an older one only if ``upgrade``."""
+    with _database_errors():
+        current = schema_version(engine)
+        if current == LATEST:
             return
-        with engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
-            if conn.dialect.name == "postgresql":
-                # Two processes creating the schema at once would collide in the catalogue.
-                conn.execute(text("SELECT pg_advisory_xact_lock(7312026)"))
-            current = (
-                conn.execute(text("SELECT version FROM schema_version WHERE id = 1")).scalar()
-                if inspect(conn).has_table("schema_version")
-                else 0
-            ) or 0
-            if current > LATEST:
-                raise ConfigError(
-                    f"the database schema is version {current}, newer than this chainpipe ({LATEST}); upgrade chainpipe"
-                )
+        _refuse_newer(current)
+        if current is not None and not upgrade:
+            raise ConfigError(
+                f"the database schema is version {current} and this chainpipe needs {LATEST}: "
+                "back it up, then run `pipe db upgrade` (see docs/configuration.md)"
+            )
+        upgrade_schema(engine)
+
+
+def upgrade_schema(engine: Engine) -> tuple[int | None, int]:
+    """Bring the schema to ``LATEST`` (creating it in an empty database); returns (before, after).
+
+    One process at a time: ``BEGIN IMMEDIATE`` on SQLite, an advisory lock on PostgreSQL, and the
+    version read again under the lock, so a concurrent upgrade runs each step once."""
+    with _database_errors(), engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text(f"SELECT pg_advisory_xact_lock({_UPGRADE_LOCK})"))
+        current = _version(conn)
+        _refuse_newer(current)
+        if current is None:
+            # A new database gets today's tables as they are; the steps are for older ones.
+            SQLModel.metadata.create_all(conn)
+            conn.execute(text("INSERT INTO schema_version (id, version) VALUES (1, :v)"), {"v": LATEST})
+        elif current < LATEST:
             for step in MIGRATIONS[current:]:
                 step(conn)
-            SQLModel.metadata.create_all(conn)
-            if current == 0:
-                conn.execute(text("INSERT INTO schema_version (id, version) VALUES (1, :v)"), {"v": LATEST})
-            elif current < LATEST:
-                conn.execute(text("UPDATE schema_version SET version = :v WHERE id = 1"), {"v": LATEST})
+            SQLModel.metadata.create_all(conn)  # tables added since need no step of their own
+            conn.execute(text("UPDATE schema_version SET version = :v WHERE id = 1"), {"v": LATEST})
+        return current, LATEST
+
+
+def describe_database(url: str) -> dict:
+    """Which schema version the database holds and what chainpipe makes of it; changes nothing
+    (a missing SQLite file is not created)."""
+    url = normalise_url(url)
+    path = sqlite_path(url) if url.startswith("sqlite") else None
+    current = None
+    if path is None or path.exists():
+        engine = make_engine(url)
+        try:
+            with _database_errors():
+                current = schema_version(engine)
+        finally:
+            engine.dispose()
+    if current is None:
+        state = "empty"
+    else:
+        state = "current" if current == LATEST else "behind" if current < LATEST else "ahead"
+    return {"database": redact_url(url), "version": current, "latest": LATEST, "state": state,
+            "upgrades_in_place": upgrades_in_place(url)}
+
+
+def upgrade_database(url: str) -> dict:
+    """`pipe db upgrade`: bring the database to the latest schema version (or create it there)."""
+    url = normalise_url(url)
+    engine = make_engine(url)
+    try:
+        before, after = upgrade_schema(engine)
+    finally:
+        engine.dispose()
+    return {"database": redact_url(url), "from": before, "to": after, "changed": before != after}
+
+
+def _refuse_newer(current: int | None) -> None:
+    if current is not None and current > LATEST:
+        raise ConfigError(
+            f"the database schema is version {current}, newer than this chainpipe ({LATEST}); upgrade chainpipe"
+        )
+
+
+@contextmanager
+def _database_errors():
+    try:
+        yield
     except SQLAlchemyError as exc:
         raise ConfigError(f"cannot open the database: {exc.__class__.__name__}: {_first_line(exc)}") from None
 

@@ -32,4 +32,11 @@ step pipe rollback "$deploy_id"
 echo; echo "# 5. stats"
 step pipe stats --json
 step pipe show "$pid"
-echo; echo "demo database: $PIPE_DATA_DIR/pipe.db"
+
+# The walkthrough's data lives in ./demo/data, not in your own data directory: demo/env.sh points
+# a shell at it (and at this checkout's pipe), so the next commands continue where this left off.
+printf 'export PIPE_DATA_DIR=%q\nexport PATH=%q:"$PATH"\n' "$PIPE_DATA_DIR" "$(dirname "$(command -v pipe)")" > env.sh
+echo
+echo "demo database: $PIPE_DATA_DIR/pipe.db"
+echo "continue where the demo left off:"
+echo "  source demo/env.sh && pipe list && pipe audit $pid"

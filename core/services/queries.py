@@ -6,6 +6,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from core.catalogue import DEPLOY_STATUSES, DEPLOY_STRATEGIES, PIPELINE_STATUSES, check_choice
+from core.clock import iso
 from core.errors import InvalidInput
 from core.models import Approval, Artifact, AuditEvent, Deploy, MonitorEvent, Pipeline
 from core.services.artifacts import list_artifacts
@@ -66,6 +67,7 @@ def export_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str, format: str
         return uow.session.exec(select(model).where(model.pipeline_id == pipeline_id).order_by(order))
 
     data = pipeline_view(pipeline) | {
+        "exported_at": iso(uow.now()),
         "stages": [stage_view(s) for s in stages_of(uow, pipeline_id)],
         "gates": _gates_with_decisions(uow, pipeline_id),
         "artifacts": [artifact_view(a) for a in rows(Artifact, Artifact.seq)],
@@ -78,6 +80,12 @@ def export_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str, format: str
 
         return pipeline_markdown(data)
     return data
+
+
+def pipeline_ids(uow: UnitOfWork, actor: Actor, prefix: str = "", limit: int = 50) -> list[str]:
+    """Ids starting with ``prefix``, newest first (shell completion)."""
+    stmt = select(Pipeline.id).where(Pipeline.id.startswith(prefix, autoescape=True))
+    return list(uow.session.exec(stmt.order_by(Pipeline.seq.desc()).limit(limit)))
 
 
 def audit_log(uow: UnitOfWork, actor: Actor, pipeline_id: str, limit: int = 50) -> list[dict]:

@@ -23,7 +23,7 @@ def test_an_older_database_is_migrated_and_keeps_its_rows(settings, run, alice):
         conn.execute(text("ALTER TABLE api_tokens DROP COLUMN allow_actor_header"))
         conn.execute(text("UPDATE schema_version SET version = 1"))
     db.dispose_engines()
-    engine = db.get_engine(settings.database_url)
+    engine = db.get_engine(settings.database_url, upgrade=True)  # as `pipe db upgrade` asks
     assert db.schema_version(engine) == db.LATEST
     assert "allow_actor_header" in {c["name"] for c in inspect(engine).get_columns("api_tokens")}
     assert [p["id"] for p in run(list_pipelines, alice)] == [pid]
