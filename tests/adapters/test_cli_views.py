@@ -16,7 +16,6 @@ from core.dispatch import execute
 from core.grammar import COMMANDS
 from core.services.deploys import record_deploy, update_deploy
 from core.services.monitoring import record_metric
-from tests.inproc import cli_on
 from tests.service.helpers import at_review_approved
 
 ISO_WITH_MICROSECONDS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z")
@@ -24,8 +23,8 @@ LOCAL_STAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 
 
 @pytest.fixture
-def cli(env, monkeypatch, capsys):
-    return cli_on(env, monkeypatch, capsys)
+def cli(pipe):
+    return pipe
 
 
 @pytest.fixture
@@ -134,11 +133,11 @@ def test_a_typo_gets_a_suggestion(cli, pid, args, message):
 
 
 def complete(cli, words: str) -> list[str]:
-    cli.setenv(_PIPE_COMPLETE="complete_bash", COMP_WORDS=words, COMP_CWORD=str(len(words.split(" ")) - 1))
-    try:
+    with cli.monkeypatch.context() as env:
+        for key, value in {"_PIPE_COMPLETE": "complete_bash", "COMP_WORDS": words,
+                           "COMP_CWORD": str(len(words.split(" ")) - 1)}.items():
+            env.setenv(key, value)
         code, out, err = cli()
-    finally:
-        cli.unsetenv("_PIPE_COMPLETE", "COMP_WORDS", "COMP_CWORD")
     assert (code, err) == (0, "")
     return out.split()
 

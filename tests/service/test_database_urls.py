@@ -5,13 +5,6 @@ from __future__ import annotations
 import pytest
 
 from core import db
-from tests.conftest import PG_URL
-from tests.inproc import cli_on
-
-
-@pytest.fixture
-def cli(env, monkeypatch, capsys):
-    return cli_on(env, monkeypatch, capsys)
 
 
 @pytest.mark.parametrize("url,meant", [
@@ -30,12 +23,3 @@ def test_an_engine_for_a_short_scheme_uses_the_installed_driver(scheme):
     engine = db.make_engine(f"{scheme}://nobody@127.0.0.1:1/none")  # no connection is made
     assert (engine.dialect.name, engine.dialect.driver) == ("postgresql", "psycopg")
     engine.dispose()
-
-
-@pytest.mark.skipif(not PG_URL, reason="PIPE_TEST_DATABASE_URL is not set")
-@pytest.mark.parametrize("scheme", ["postgres", "postgresql"])
-def test_the_cli_works_on_a_short_scheme_url(cli, pg_url, scheme):
-    cli.setenv(PIPE_DATABASE_URL=scheme + "://" + pg_url.split("://", 1)[1])
-    pid = cli.json("create", "--name", "short-url")["id"]
-    assert pid in [p["id"] for p in cli.json("list", "--limit", "1000")]
-    assert cli.json("db", "current")["state"] == "current"

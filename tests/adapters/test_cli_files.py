@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from core import db
-from tests.inproc import InProcessCli
 
 
 def mode(path: Path) -> int:
@@ -29,17 +28,16 @@ def open_umask():
 
 
 @pytest.fixture
-def cli(tmp_path, monkeypatch, capsys, open_umask):
-    """The CLI on its embedded default database in a data directory that does not exist yet."""
+def settings_env(tmp_path) -> dict:
     (tmp_path / "none.toml").write_text("")
-    return InProcessCli(monkeypatch, capsys, {"PIPE_DATA_DIR": str(tmp_path / "new" / "data"),
-                                              "PIPE_CONFIG": str(tmp_path / "none.toml"), "HOME": str(tmp_path)})
+    return {"PIPE_DATA_DIR": str(tmp_path / "new" / "data"), "PIPE_CONFIG": str(tmp_path / "none.toml"),
+            "HOME": str(tmp_path)}
 
 
-@pytest.fixture(autouse=True)
-def _fresh_engines():
-    yield
-    db.dispose_engines()
+@pytest.fixture
+def cli(pipe_with, settings_env, open_umask):
+    """The CLI on its embedded default database in a data directory that does not exist yet."""
+    return pipe_with(settings_env)
 
 
 def test_a_new_data_dir_is_0700_and_the_database_and_its_wal_files_are_0600(cli, tmp_path):
@@ -54,9 +52,8 @@ def test_a_new_data_dir_is_0700_and_the_database_and_its_wal_files_are_0600(cli,
     assert sorted(p.name for p in data.iterdir() if mode(p) & 0o077) == []
 
 
-def test_the_default_data_dir_left_open_by_an_older_release_is_tightened(cli, tmp_path):
-    cli.unsetenv("PIPE_DATA_DIR", "PIPE_CONFIG")
-    cli.setenv(XDG_DATA_HOME=str(tmp_path / "xdg"))
+def test_the_default_data_dir_left_open_by_an_older_release_is_tightened(pipe_with, tmp_path, open_umask):
+    cli = pipe_with({"HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "xdg")})
     own = tmp_path / "xdg" / "chainpipe"
     own.mkdir(parents=True, mode=0o755)
     cli.json("list")

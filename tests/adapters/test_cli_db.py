@@ -9,14 +9,20 @@ from sqlalchemy import inspect, text
 
 from core import db
 from core.config import redact_url
-from tests.inproc import cli_on
+from tests.conftest import PG_URL
 
 OLD = 1  # the version before api_tokens.allow_actor_header
 
 
 @pytest.fixture
-def cli(env, monkeypatch, capsys):
-    return cli_on(env, monkeypatch, capsys)
+def cli(pipe):
+    return pipe
+
+
+@pytest.fixture
+def cli_on_default(pipe_with, env):
+    """The CLI on the embedded default database of its data directory: no database URL set."""
+    return pipe_with({k: v for k, v in env.items() if k != "PIPE_DATABASE_URL"} | {"PIPE_ACTOR": "alice"})
 
 
 def _columns(url: str) -> set[str]:
@@ -84,8 +90,8 @@ def test_pipe_db_current_says_whether_an_upgrade_is_needed(cli, old_database):
     assert cli.ok("db", "current").endswith(f"schema version {db.LATEST}: up to date\n")
 
 
-def test_the_embedded_default_sqlite_file_is_upgraded_in_place(cli, tmp_path):
-    cli.unsetenv("PIPE_DATABASE_URL")
+def test_the_embedded_default_sqlite_file_is_upgraded_in_place(cli_on_default, tmp_path):
+    cli = cli_on_default
     default = f"sqlite:///{tmp_path / 'data' / 'pipe.db'}"
     pid = cli.json("create", "--name", "mine")["id"]
     make_old(default)
@@ -94,8 +100,8 @@ def test_the_embedded_default_sqlite_file_is_upgraded_in_place(cli, tmp_path):
     assert _stored_version(default) == db.LATEST and "allow_actor_header" in _columns(default)
 
 
-def test_the_same_file_named_by_url_is_not_upgraded_behind_the_users_back(cli, tmp_path):
-    cli.unsetenv("PIPE_DATABASE_URL")
+def test_the_same_file_named_by_url_is_not_upgraded_behind_the_users_back(cli_on_default, tmp_path):
+    cli = cli_on_default
     default = f"sqlite:///{tmp_path / 'data' / 'pipe.db'}"
     cli.json("create", "--name", "mine")
     make_old(default)
@@ -129,3 +135,12 @@ def test_a_database_from_a_newer_release_is_refused_by_upgrade_too(cli, db_url):
         with db.make_engine(db_url).begin() as conn:
             conn.execute(text("UPDATE schema_version SET version = :v"), {"v": db.LATEST})
         db.dispose_engines()
+
+
+@pytest.mark.skipif(not PG_URL, reason="PIPE_TEST_DATABASE_URL is not set")
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql"])
+def test_the_cli_works_on_a_short_scheme_postgresql_url(cli, pg_url, scheme):
+    cli.setenv(PIPE_DATABASE_URL=scheme + "://" + pg_url.split("://", 1)[1])
+    pid = cli.json("create", "--name", "short-url")["id"]
+    assert pid in [p["id"] for p in cli.json("list", "--limit", "1000")]
+    assert cli.json("db", "current")["state"] == "current"
