@@ -82,6 +82,8 @@ class Settings:
     auto_rollback: AutoRollback = field(default_factory=AutoRollback)
     # May a direct-database CLI user name someone else with --as / PIPE_ACTOR? ([cli] allow_as)
     allow_as: bool = True
+    # An Ed25519 private key (PEM) that signs exported audit chains ([audit] signing_key).
+    audit_signing_key: Path | None = None
 
     def policy(self, gate: str) -> GatePolicy:
         return self.gate_policies.get(gate, GatePolicy())
@@ -104,6 +106,7 @@ class Settings:
             "metric_rules": {m: r.as_dict() for m, r in self.metric_rules.items()},
             "auto_rollback": self.auto_rollback.as_dict(),
             "cli": {"allow_as": self.allow_as},
+            "audit": {"signing_key": str(self.audit_signing_key) if self.audit_signing_key else None},
         }
 
 
@@ -301,7 +304,21 @@ def load_settings(env=None) -> Settings:
     identities = {str(k): str(v) for k, v in dict(raw.get("identities", {})).items()}
     rules, auto_rollback = _monitor(raw.get("monitor", {}))
     return Settings(url, path, templates, policies, groups, identities, rules, raw, auto_rollback,
-                    allow_as=_cli(raw.get("cli", {}), env))
+                    allow_as=_cli(raw.get("cli", {}), env), audit_signing_key=_audit(raw.get("audit", {}), env))
+
+
+def _audit(raw, env) -> Path | None:
+    if not isinstance(raw, dict):
+        raise ConfigError("audit must be a table")
+    unknown = sorted(set(raw) - {"signing_key"})
+    if unknown:
+        raise ConfigError(f"audit: unknown key {unknown[0]}; allowed: signing_key")
+    value = env.get("PIPE_AUDIT_SIGNING_KEY", raw.get("signing_key"))
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError("audit.signing_key must be the path of an Ed25519 private key (PEM)")
+    return Path(value).expanduser()
 
 
 def _cli(raw, env) -> bool:

@@ -313,6 +313,15 @@ V1_COMMANDS: tuple[Command, ...] = (
     Command("audit", "The pipeline's audit trail, newest first", SERVICES + "queries:audit_log", (
         PIPELINE_ID, opt("limit", "At most this many", type="int", default=50, minimum=1, maximum=LIMIT_MAX),
     ), kind="read", group="queries"),
+    Command("audit-verify", "Recompute audit hash chains; exit 1 at the first edited, deleted or reordered row",
+            SERVICES + "audit:verify_audit", (
+                arg("pipeline_id", "A pipeline or governed pipeline id", "PIPELINE_ID", required=False, max_length=200),
+                opt("all", "Every chain in the database", type="bool", default=False),
+                opt("file", "An export (pipe export ID --format json) to check offline", local=True, max_length=4096),
+                opt("public_key", "Ed25519 public key (PEM) to check the export's signature", local=True,
+                    max_length=4096),
+            ), kind="catalogue", group="queries",
+            examples=("pipe audit verify --all", "pipe audit verify --file export.json --public-key team.pub")),
     Command("stats", "Counts by status, template, strategy and gate decision; DORA figures",
             SERVICES + "queries:pipeline_stats", (
                 opt("since", "Window start, ISO-8601 (default: 30 days before --until)", max_length=64),
@@ -323,6 +332,15 @@ V1_COMMANDS: tuple[Command, ...] = (
 )
 
 COMMANDS: dict[str, Command] = {c.name: c for c in V1_COMMANDS}
+# Two-word spellings of commands: `pipe audit verify …` is `audit-verify …`.
+TWO_WORD = {("audit", "verify"): "audit-verify"}
+
+
+def join_words(words: list[str]) -> list[str]:
+    """Words as typed (CLI argv, Slack text) with a two-word command joined into its name."""
+    if len(words) >= 2 and (words[0], words[1]) in TWO_WORD:
+        return [TWO_WORD[(words[0], words[1])], *words[2:]]
+    return list(words)
 
 
 def get_command(name: str) -> Command:

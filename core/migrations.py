@@ -6,9 +6,12 @@ works on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, inspect, text
+import json
 
-from core.models import UNRECORDED, ApiToken
+from sqlalchemy import Connection, inspect, select, text
+
+from core.models import UNRECORDED, ApiToken, AuditChain, AuditEvent
+from core.rules.chain import chain_of, link
 
 
 def _columns(conn: Connection, table: str) -> set[str]:
@@ -47,3 +50,40 @@ def principals(conn: Connection) -> None:
         "last_used_at, allow_actor_header, 'service', NULL FROM api_tokens_before_kinds"
     ))
     conn.execute(text("DROP TABLE api_tokens_before_kinds"))
+
+
+def audit_chain(conn: Connection) -> None:
+    """Link every existing audit row into its chain, in write order, and record each chain's head."""
+    have = _columns(conn, "audit_events")
+    for name, ddl in (("chain", "VARCHAR(240) NOT NULL DEFAULT 'global'"), ("prev_hash", "VARCHAR(64)"),
+                      ("hash", "VARCHAR(64) NOT NULL DEFAULT ''")):
+        if name not in have:
+            conn.execute(text(f"ALTER TABLE audit_events ADD COLUMN {name} {ddl}"))
+    AuditChain.__table__.create(conn, checkfirst=True)
+    for index in AuditEvent.__table__.indexes:
+        index.create(conn, checkfirst=True)
+    if conn.execute(text("SELECT COUNT(*) FROM audit_chains WHERE length > 0")).scalar():
+        return
+    table = AuditEvent.__table__
+    heads: dict[str, tuple[str, int]] = {}
+    last = 0
+    while True:  # in batches, so a large log is linked in bounded memory
+        batch = conn.execute(select(table).where(table.c.seq > last).order_by(table.c.seq).limit(5000)).all()
+        if not batch:
+            break
+        for row in batch:
+            values = dict(row._mapping)
+            values["chain"] = chain_of(values["entity"], values["entity_id"], values["pipeline_id"],
+                                       json.loads(values["data"] or "{}"))
+            prev, length = heads.get(values["chain"], (None, 0))
+            digest = link(prev, values)
+            conn.execute(table.update().where(table.c.seq == values["seq"])
+                         .values(chain=values["chain"], prev_hash=prev, hash=digest))
+            heads[values["chain"]] = (digest, length + 1)
+        last = batch[-1].seq
+    chains = AuditChain.__table__
+    for chain, (head, length) in heads.items():
+        if conn.execute(select(chains.c.chain).where(chains.c.chain == chain)).first():
+            conn.execute(chains.update().where(chains.c.chain == chain).values(head_hash=head, length=length))
+        else:
+            conn.execute(chains.insert().values(chain=chain, head_hash=head, length=length))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import BigInteger, DateTime, Index, TypeDecorator, UniqueConstraint, text
+from sqlalchemy import DDL, BigInteger, DateTime, Index, TypeDecorator, UniqueConstraint, event, text
 from sqlmodel import Field, SQLModel
 
 
@@ -211,6 +211,7 @@ class AuditEvent(SQLModel, table=True):
     __table_args__ = (
         Index("ix_audit_pipeline_seq", "pipeline_id", "seq"),
         Index("ix_audit_entity_seq", "entity_id", "seq"),
+        Index("ix_audit_chain_seq", "chain", "seq"),
     )
     seq: int | None = Field(default=None, primary_key=True)
     at: datetime = _time(nullable=False)
@@ -227,6 +228,25 @@ class AuditEvent(SQLModel, table=True):
     data: str = "{}"
     principal: str = Field(default=UNRECORDED, max_length=200)
     on_behalf_of: str | None = Field(default=None, max_length=200)
+    # The hash chain (core/rules/chain.py): which chain, the previous row's hash, this row's hash.
+    chain: str = Field(default="global", max_length=240)
+    prev_hash: str | None = Field(default=None, max_length=64)
+    hash: str = Field(default="", max_length=64)
+
+
+class AuditChain(SQLModel, table=True):
+    """The head of each audit chain: its last hash and length. The row is also the chain's lock."""
+
+    __tablename__ = "audit_chains"
+    chain: str = Field(primary_key=True, max_length=240)
+    head_hash: str = Field(max_length=64)
+    length: int = Field(sa_type=BigInteger)
+
+
+# The global chain's head exists from the start: its row is the lock that writers of tokens and
+# settings take, so two first writers can't both create it.
+event.listen(AuditChain.__table__, "after_create",
+             DDL("INSERT INTO audit_chains (chain, head_hash, length) VALUES ('global', '', 0)"))
 
 
 class OutboxDelivery(SQLModel, table=True):

@@ -19,7 +19,8 @@ from core.clock import utcnow
 from core.config import Settings, load_settings
 from core.db import WRITE_OPTION, get_engine
 from core.errors import ConfigError, NotFound
-from core.models import AuditEvent, Deploy, Pipeline
+from core.models import AuditChain, AuditEvent, Deploy, Pipeline
+from core.rules.chain import chain_of, link
 
 
 class UnitOfWork:
@@ -36,11 +37,13 @@ class UnitOfWork:
         self.clock = clock
         self.session: Session | None = None
         self._committed = False
+        self._heads: dict[str, list] = {}  # chain -> [head hash, length, stored?]
 
     def __enter__(self) -> UnitOfWork:
         bind = self.engine.execution_options(**{WRITE_OPTION: True}) if self.write else self.engine
         self.session = Session(bind=bind, expire_on_commit=False, autoflush=False)
         self._committed = False
+        self._heads = {}
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -53,6 +56,7 @@ class UnitOfWork:
             raise ConfigError(f"database unavailable: {str(exc.orig).strip().splitlines()[0]}") from None
 
     def commit(self) -> None:
+        self._store_heads()
         self.session.commit()
         self._committed = True
 
@@ -97,7 +101,9 @@ class UnitOfWork:
         to_state: str | None = None,
         reason: str | None = None,
         data: dict | None = None,
+        chain: str | None = None,
     ) -> AuditEvent:
+        """Write an audit row, linked into its chain (the caller holds the lock of what it changes)."""
         event = AuditEvent(
             at=self.now(),
             actor=actor.name,
@@ -113,6 +119,32 @@ class UnitOfWork:
             data=json.dumps(data or {}, ensure_ascii=False, sort_keys=True),
             principal=actor.principal,
             on_behalf_of=actor.on_behalf_of,
+            chain=chain or chain_of(entity, entity_id, pipeline_id, data),
         )
+        head = self._head(event.chain)
+        event.prev_hash = head[0]
+        event.hash = link(head[0], event.model_dump())
+        head[0], head[1] = event.hash, head[1] + 1
         self.session.add(event)
         return event
+
+    def _head(self, chain: str) -> list:
+        """The chain's head as this unit of work last left it; read (and locked) on first use."""
+        head = self._heads.get(chain)
+        if head is None:
+            stmt = select(AuditChain.head_hash, AuditChain.length).where(AuditChain.chain == chain)
+            if self.dialect == "postgresql":
+                stmt = stmt.with_for_update()
+            row = self.session.execute(stmt).first()
+            head = self._heads[chain] = [row[0] or None, row[1], True] if row else [None, 0, False]
+        return head
+
+    def _store_heads(self) -> None:
+        table = AuditChain.__table__
+        for chain, (last, length, stored) in self._heads.items():
+            if stored:
+                self.session.execute(table.update().where(table.c.chain == chain)
+                                     .values(head_hash=last, length=length))
+            elif length:
+                self.session.execute(table.insert().values(chain=chain, head_hash=last, length=length))
+            self._heads[chain][2] = True

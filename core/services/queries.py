@@ -10,6 +10,7 @@ from core.clock import iso
 from core.errors import InvalidInput
 from core.models import Approval, Artifact, AuditEvent, Deploy, MonitorEvent, Pipeline
 from core.services.artifacts import list_artifacts
+from core.services.audit import export_chain
 from core.services.common import gates_of, stages_of
 from core.services.monitoring import latest_values
 from core.uow import Actor, UnitOfWork
@@ -74,6 +75,7 @@ def export_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str, format: str
         "deploys": [deploy_view(d) for d in rows(Deploy, Deploy.seq)],
         "monitor_events": [monitor_event_view(e) for e in rows(MonitorEvent, MonitorEvent.seq)],
         "audit": [audit_view(e) for e in rows(AuditEvent, AuditEvent.seq)],
+        "audit_chain": export_chain(uow, f"pipeline:{pipeline_id}"),
     }
     if format == "markdown":
         from core.markdown import pipeline_markdown
