@@ -17,6 +17,7 @@ from pathlib import Path
 
 from core.catalogue import BUILTIN_TEMPLATES, GATE_KINDS, Template, make_template
 from core.errors import ConfigError
+from core.rules.evidence import Separation
 from core.rules.metrics import BASELINE_MAX_EVENTS, DEFAULT_METRIC_RULES, MetricRule
 
 _METRIC_NAME = re.compile(r"^[a-z][a-z0-9_.]*$")
@@ -39,6 +40,8 @@ class GatePolicy:
     members: frozenset[str] = frozenset()
     # Service tokens (by name) that may decide the gate: automated checks that approve on purpose.
     service_approvers: tuple[str, ...] = ()
+    # A new version of an artifact an approval covered re-opens the gate.
+    reopen_on_new_artifact: bool = True
 
     @property
     def open_to_anyone(self) -> bool:
@@ -51,6 +54,7 @@ class GatePolicy:
             "forbid_self_approval": self.forbid_self_approval,
             "required_approvals": self.required_approvals,
             "service_approvers": list(self.service_approvers),
+            "reopen_on_new_artifact": self.reopen_on_new_artifact,
         }
 
 
@@ -84,6 +88,7 @@ class Settings:
     allow_as: bool = True
     # An Ed25519 private key (PEM) that signs exported audit chains ([audit] signing_key).
     audit_signing_key: Path | None = None
+    separation: Separation = field(default_factory=Separation)
 
     def policy(self, gate: str) -> GatePolicy:
         return self.gate_policies.get(gate, GatePolicy())
@@ -107,6 +112,7 @@ class Settings:
             "auto_rollback": self.auto_rollback.as_dict(),
             "cli": {"allow_as": self.allow_as},
             "audit": {"signing_key": str(self.audit_signing_key) if self.audit_signing_key else None},
+            "separation": self.separation.as_dict(),
         }
 
 
@@ -163,7 +169,8 @@ def _bool(value, where: str) -> bool:
     raise ConfigError(f"{where} must be true or false, got {value!r}")
 
 
-POLICY_KEYS = ("approvers", "groups", "forbid_self_approval", "required_approvals", "service_approvers")
+POLICY_KEYS = ("approvers", "groups", "forbid_self_approval", "required_approvals", "service_approvers",
+               "reopen_on_new_artifact")
 
 
 def _gate_policy(gate: str, raw: dict, env, groups: dict[str, tuple[str, ...]]) -> GatePolicy:
@@ -186,6 +193,7 @@ def _gate_policy(gate: str, raw: dict, env, groups: dict[str, tuple[str, ...]]) 
         groups=policy_groups,
         members=frozenset(members),
         service_approvers=_str_tuple(merged.get("service_approvers", ()), f"{where}.service_approvers"),
+        reopen_on_new_artifact=_bool(merged.get("reopen_on_new_artifact", True), f"{where}.reopen_on_new_artifact"),
         forbid_self_approval=_bool(merged.get("forbid_self_approval", False), f"{where}.forbid_self_approval"),
         required_approvals=_positive_int(merged.get("required_approvals", 1), f"{where}.required_approvals"),
     )
@@ -304,7 +312,27 @@ def load_settings(env=None) -> Settings:
     identities = {str(k): str(v) for k, v in dict(raw.get("identities", {})).items()}
     rules, auto_rollback = _monitor(raw.get("monitor", {}))
     return Settings(url, path, templates, policies, groups, identities, rules, raw, auto_rollback,
-                    allow_as=_cli(raw.get("cli", {}), env), audit_signing_key=_audit(raw.get("audit", {}), env))
+                    allow_as=_cli(raw.get("cli", {}), env), audit_signing_key=_audit(raw.get("audit", {}), env),
+                    separation=_separation(raw.get("separation", {})))
+
+
+def _separation(raw) -> Separation:
+    if not isinstance(raw, dict):
+        raise ConfigError("separation must be a table")
+    unknown = sorted(set(raw) - {"distinct", "deployer_not_approver"})
+    if unknown:
+        raise ConfigError(f"separation: unknown key {unknown[0]}; allowed: distinct, deployer_not_approver")
+    groups = raw.get("distinct", [])
+    if not isinstance(groups, list) or not all(isinstance(g, list) for g in groups):
+        raise ConfigError('separation.distinct must be a list of gate lists, e.g. [["code-review", "security-review"]]')
+    for group in groups:
+        for gate in group:
+            if gate not in GATE_KINDS:
+                raise ConfigError(f"separation.distinct: unknown gate {gate!r}; allowed: {', '.join(GATE_KINDS)}")
+        if len(set(group)) < 2:
+            raise ConfigError("separation.distinct: each group names at least two different gates")
+    return Separation(tuple(frozenset(g) for g in groups),
+                      _bool(raw.get("deployer_not_approver", False), "separation.deployer_not_approver"))
 
 
 def _audit(raw, env) -> Path | None:

@@ -45,7 +45,7 @@ def _api_token_actor_header(conn: Connection) -> None:
 
 
 MIGRATIONS: list[Callable[[Connection], None]] = [
-    _baseline, _api_token_actor_header, migrations.principals, migrations.audit_chain,
+    _baseline, _api_token_actor_header, migrations.principals, migrations.audit_chain, migrations.review_evidence,
 ]
 LATEST = len(MIGRATIONS)
 

@@ -162,6 +162,8 @@ GATE = Machine(
         ("pending", "approve", "approved"),
         ("pending", "reject", "rejected"),
         (("approved", "rejected"), "reopen", "pending"),
+        # a pending gate whose partial approvals went stale starts a new round
+        ("pending", "reopen", STAY),
     ),
 )
 

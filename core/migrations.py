@@ -87,3 +87,11 @@ def audit_chain(conn: Connection) -> None:
             conn.execute(chains.update().where(chains.c.chain == chain).values(head_hash=head, length=length))
         else:
             conn.execute(chains.insert().values(chain=chain, head_hash=head, length=length))
+
+
+def review_evidence(conn: Connection) -> None:
+    """Approvals record what they covered; deploys record what was reviewed (empty for older rows)."""
+    if "covered" not in _columns(conn, "approvals"):
+        conn.execute(text("ALTER TABLE approvals ADD COLUMN covered TEXT NOT NULL DEFAULT '[]'"))
+    if "evidence" not in _columns(conn, "deploys"):
+        conn.execute(text("ALTER TABLE deploys ADD COLUMN evidence TEXT"))

@@ -114,6 +114,9 @@ class Approval(SQLModel, table=True):
     # Who proved the request (slack:U…, token:<name>, os:<user>), and an unproven claim if any.
     principal: str = Field(default=UNRECORDED, max_length=200)
     on_behalf_of: str | None = Field(default=None, max_length=200)
+    # What the decision covered: the latest version of each artifact then, as JSON
+    # ([{"name", "version", "digest"}]); core/rules/evidence.py.
+    covered: str = "[]"
 
 
 class Artifact(SQLModel, table=True):
@@ -164,6 +167,8 @@ class Deploy(SQLModel, table=True):
     rollback_reason: str | None = None
     # Set when the deploy is mirrored elsewhere (a GitHub Deployment id).
     external_id: str | None = None
+    # Which artifacts were reviewed and which built after review, as JSON (core/rules/evidence.py).
+    evidence: str | None = None
 
 
 class MonitorEvent(SQLModel, table=True):

@@ -47,6 +47,7 @@ def approval_view(a: Approval) -> dict:
         "at": iso(a.created_at),
         "principal": a.principal,
         "on_behalf_of": a.on_behalf_of,
+        "covered": json.loads(a.covered or "[]"),
     }
 
 
@@ -113,6 +114,7 @@ def deploy_view(d: Deploy) -> dict:
         "rolled_back_by": d.rolled_back_by,
         "rollback_reason": d.rollback_reason,
         "external_id": d.external_id,
+        "evidence": json.loads(d.evidence) if d.evidence else None,
     }
 
 

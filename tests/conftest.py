@@ -142,3 +142,8 @@ def fake_slack():
     server = fake.FakeSlack().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def carol():
+    return Actor("carol", "cli")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -14,7 +15,8 @@ from core.clock import new_id
 from core.errors import InvalidInput
 from core.machine import PIPELINE, fire
 from core.models import Artifact
-from core.services.common import template_stage
+from core.rules.evidence import covered_from, stale_by
+from core.services.common import current_approvals, reopen_gate, template_stage
 from core.uow import Actor, UnitOfWork
 from core.views import artifact_view
 
@@ -84,6 +86,8 @@ def add_artifact(
     uow.add(row)
     uow.audit(actor, "artifact", row.id, "add", pipeline_id=pipeline.id, to_state=f"v{row.version}",
               data={"name": name, "version": row.version, "digest": digest})
+    if row.version > 1:
+        _reopen_stale_approvals(uow, actor, pipeline.id, name, row.version)
     view = artifact_view(row)
     uow.commit()
     return view
@@ -118,3 +122,16 @@ def find_artifact(uow: UnitOfWork, pipeline_id: str, ref: str) -> Artifact:
     if row is None:
         raise NotFound(f"artifact not found in pipeline {pipeline_id}: {ref}")
     return row
+
+
+def _reopen_stale_approvals(uow: UnitOfWork, actor: Actor, pipeline_id: str, name: str, version: int) -> None:
+    """A new version of an artifact an approval covered re-opens that approval's gate (the policy's
+    ``reopen_on_new_artifact``), so the new version gets reviewed: like a push resetting approvals."""
+    stale: dict[str, tuple] = {}
+    for gate, approval in current_approvals(uow, pipeline_id):
+        old = stale_by(covered_from(json.loads(approval.covered or "[]")), name, version)
+        if old is not None and gate.status in ("approved", "pending") and gate.id not in stale:
+            stale[gate.id] = (gate, old)
+    for gate, old in stale.values():
+        if uow.settings.policy(gate.name).reopen_on_new_artifact:
+            reopen_gate(uow, actor, gate, f"artifact {name} changed from v{old.version} to v{version} after approval")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 from sqlmodel import select
 
 from core.catalogue import GATE_KINDS, STAGES, resolve_stage
 from core.errors import GateNotApproved, InvalidInput
 from core.machine import GATE, PIPELINE, STAGE, fire
-from core.models import Gate, Pipeline, Stage
+from core.models import Approval, Artifact, Gate, Pipeline, Stage
+from core.rules.evidence import Covered, covered_from
 from core.uow import Actor, UnitOfWork
 
 
@@ -17,6 +20,37 @@ def stages_of(uow: UnitOfWork, pipeline_id: str) -> list[Stage]:
 
 def gates_of(uow: UnitOfWork, pipeline_id: str) -> list[Gate]:
     return list(uow.session.exec(select(Gate).where(Gate.pipeline_id == pipeline_id).order_by(Gate.seq)))
+
+
+def latest_artifacts(uow: UnitOfWork, pipeline_id: str) -> list[Covered]:
+    """The latest version of each artifact of the pipeline, in first-added order."""
+    latest: dict[str, Covered] = {}
+    stmt = select(Artifact.name, Artifact.version, Artifact.digest).where(Artifact.pipeline_id == pipeline_id)
+    for name, version, digest in uow.session.exec(stmt.order_by(Artifact.seq)):
+        latest[name] = Covered(name, version, digest)
+    return list(latest.values())
+
+
+def current_approvals(uow: UnitOfWork, pipeline_id: str) -> list[tuple[Gate, Approval]]:
+    """The approvals that count now: each gate's current round, decision approved."""
+    stmt = (select(Gate, Approval).join(Approval, (Approval.gate_id == Gate.id) & (Approval.round == Gate.round))
+            .where(Gate.pipeline_id == pipeline_id, Approval.decision == "approved").order_by(Approval.seq))
+    return list(uow.session.exec(stmt))
+
+
+def approvers_by_gate(pairs: list[tuple[Gate, Approval]]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for gate, approval in pairs:
+        out.setdefault(gate.name, set()).add(approval.person)
+    return out
+
+
+def covered_by_gate(pairs: list[tuple[Gate, Approval]], *, approved_only: bool = True) -> dict[str, list[Covered]]:
+    out: dict[str, list[Covered]] = {}
+    for gate, approval in pairs:
+        if gate.status == "approved" or not approved_only:
+            out.setdefault(gate.name, []).extend(covered_from(json.loads(approval.covered or "[]")))
+    return out
 
 
 def template_stage(uow: UnitOfWork, pipeline: Pipeline, name: str) -> str:

@@ -3,14 +3,26 @@ Action) does the work and reports status. Rollback is idempotent."""
 
 from __future__ import annotations
 
+import json
+
 from sqlmodel import select
 
 from core.catalogue import DEPLOY_STATUSES, DEPLOY_STRATEGIES, check_choice
 from core.clock import new_id
 from core.machine import DEPLOY, PIPELINE, fire
 from core.models import Deploy
+from core.rules.evidence import deploy_evidence, deploy_refusal, deployer_refusal, reviewed_versions
 from core.services.artifacts import find_artifact
-from core.services.common import gates_of, move_stage, require_gates_approved, stages_of
+from core.services.common import (
+    approvers_by_gate,
+    covered_by_gate,
+    current_approvals,
+    gates_of,
+    latest_artifacts,
+    move_stage,
+    require_gates_approved,
+    stages_of,
+)
 from core.uow import Actor, UnitOfWork
 from core.views import deploy_view
 
@@ -36,6 +48,7 @@ def record_deploy(
     fire(PIPELINE, pipeline, "deploy")
     require_gates_approved(gates_of(uow, pipeline.id))
     art = find_artifact(uow, pipeline.id, artifact) if artifact else None
+    evidence = _review_evidence(uow, actor, pipeline.id, art)
     positions = {s.name: s.position for s in stages_of(uow, pipeline.id)}
     if "deploy" in positions and positions["deploy"] > positions[pipeline.current_stage]:
         move_stage(uow, actor, pipeline, "deploy", None)
@@ -45,7 +58,7 @@ def record_deploy(
         artifact_id=art.id if art else None, artifact_name=art.name if art else None,
         artifact_version=art.version if art else None, ref=ref, status=DEPLOY.initial,
         created_by=uow.settings.person(actor.name), surface=actor.surface, run_url=actor.run_url,
-        created_at=now, updated_at=now,
+        created_at=now, updated_at=now, evidence=json.dumps(evidence, sort_keys=True),
     )
     if status != DEPLOY.initial:
         fire(DEPLOY, row, STATUS_TRIGGERS[status])
@@ -58,6 +71,19 @@ def record_deploy(
     view = deploy_view(row)
     uow.commit()
     return view
+
+
+def _review_evidence(uow: UnitOfWork, actor: Actor, pipeline_id: str, art) -> dict:
+    """Refuse a deploy of an unreviewed version or by one of the approvers (when the policy says so);
+    return what was reviewed and what was built after review, for the deploy record."""
+    pairs = current_approvals(uow, pipeline_id)
+    covered = covered_by_gate(pairs)
+    reviewed = reviewed_versions(covered)
+    refusal = (deploy_refusal(art.name, art.version, reviewed) if art else None) or deployer_refusal(
+        uow.settings.person(actor.name), approvers_by_gate(pairs), uow.settings.separation)
+    if refusal is not None:
+        raise refusal
+    return deploy_evidence(latest_artifacts(uow, pipeline_id), reviewed, covered)
 
 
 def update_deploy(uow: UnitOfWork, actor: Actor, deploy_id: str, status: str, reason: str | None = None) -> dict:

@@ -3,13 +3,23 @@ without the approvals its policy asks for."""
 
 from __future__ import annotations
 
+import json
+
 from sqlmodel import select
 
 from core.errors import Conflict, InvalidInput, NotAllowed
 from core.machine import GATE, PIPELINE, STAGE, fire
 from core.models import Approval, Gate, Pipeline
+from core.rules.evidence import approval_refusal
 from core.rules.gates import can_decide, gate_state
-from core.services.common import gates_of, get_gate, stages_of
+from core.services.common import (
+    approvers_by_gate,
+    current_approvals,
+    gates_of,
+    get_gate,
+    latest_artifacts,
+    stages_of,
+)
 from core.uow import Actor, UnitOfWork
 from core.views import gate_view
 
@@ -21,6 +31,16 @@ def _load(uow: UnitOfWork, actor: Actor, pipeline_id: str, gate_name: str) -> tu
     person = uow.settings.person(actor.name)
     can_decide(pipeline, gate, person, uow.settings.policy(gate.name), service=actor.service_name).require()
     return pipeline, gate, person
+
+
+def _separate(uow: UnitOfWork, pipeline: Pipeline, gate: Gate, person: str) -> None:
+    """Refuse an approval that would let one person approve two gates the policy keeps apart."""
+    separation = uow.settings.separation
+    if separation.distinct:
+        refusal = approval_refusal(person, gate.name, approvers_by_gate(current_approvals(uow, pipeline.id)),
+                                   separation)
+        if refusal is not None:
+            raise refusal
 
 
 def _one_decision_per_principal(decisions: list[Approval], gate: Gate, actor: Actor, person: str) -> None:
@@ -44,10 +64,12 @@ def _mine(decisions: list[Approval], gate: Gate, person: str) -> Approval | None
 
 
 def _record(uow: UnitOfWork, actor: Actor, person: str, gate: Gate, decision: str, reason: str | None) -> Approval:
+    covered = [c.as_dict() for c in latest_artifacts(uow, gate.pipeline_id)]
     row = Approval(
         gate_id=gate.id, pipeline_id=gate.pipeline_id, round=gate.round, decision=decision,
         actor=actor.name, person=person, surface=actor.surface, reason=reason, run_url=actor.run_url,
         created_at=uow.now(), principal=actor.principal, on_behalf_of=actor.on_behalf_of,
+        covered=json.dumps(covered, sort_keys=True),
     )
     uow.add(row)
     return row
@@ -62,6 +84,7 @@ def approve_gate(uow: UnitOfWork, actor: Actor, pipeline_id: str, gate: str, rea
         raise Conflict(f"{person} already rejected gate {row.name} in this round")
     if mine is not None or row.status == "approved":
         return gate_view(row, decisions) | {"changed": False}
+    _separate(uow, pipeline, row, person)
     decisions.append(_record(uow, actor, person, row, "approved", reason))
     count = sum(1 for a in decisions if a.round == row.round and a.decision == "approved")
     data = {"gate": row.name, "approvals": count, "required": row.required_approvals}
