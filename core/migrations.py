@@ -95,3 +95,18 @@ def review_evidence(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE approvals ADD COLUMN covered TEXT NOT NULL DEFAULT '[]'"))
     if "evidence" not in _columns(conn, "deploys"):
         conn.execute(text("ALTER TABLE deploys ADD COLUMN evidence TEXT"))
+
+
+def governed_times(conn: Connection) -> None:
+    """Governed pipelines record when they were first activated and when archived; older rows get
+    the time of their first recorded activation / archive from the audit trail."""
+    have = _columns(conn, "gov_pipelines")
+    for name in ("activated_at", "archived_at"):
+        if name not in have:
+            kind = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+            conn.execute(text(f"ALTER TABLE gov_pipelines ADD COLUMN {name} {kind}"))
+    for column, action in (("activated_at", "activate"), ("archived_at", "archive")):
+        conn.execute(text(
+            f"UPDATE gov_pipelines SET {column} = (SELECT MIN(a.at) FROM audit_events a WHERE a.entity = "
+            f"'gov-pipeline' AND a.entity_id = gov_pipelines.id AND a.action = '{action}') WHERE {column} IS NULL"
+        ))

@@ -315,6 +315,8 @@ class GovPipeline(SQLModel, table=True):
     created_at: datetime = _time(nullable=False)
     updated_at: datetime = _time(nullable=False)
     last_touched_at: datetime = _time(nullable=False)
+    activated_at: datetime | None = _time()  # first activation (kept through pause and resume)
+    archived_at: datetime | None = _time()
 
 
 class GovRun(SQLModel, table=True):

@@ -60,6 +60,9 @@ def add_artifact(
     check_choice("artifact type", type, ARTIFACT_TYPES)
     if path and uri:
         raise InvalidInput("give either --path or --uri, not both")
+    if not (path or uri or digest):
+        raise InvalidInput("say what the artifact is: --path FILE (hashed), --uri URI, or --digest sha256:… "
+                           "with --size")
     digest = _check_digest(digest) if digest else None
     if uri and type == "docker-image" and "@sha256:" in uri:
         embedded = _check_digest(uri.rsplit("@", 1)[1])

@@ -118,7 +118,9 @@ def roll_back(uow: UnitOfWork, actor: Actor, row: Deploy, reason: str | None = N
         return deploy_view(row) | {"changed": False}
     before, after = fire(DEPLOY, row, "rollback")
     now = uow.now()
-    row.updated_at = row.rolled_back_at = row.finished_at = now
+    # finished_at stays when the deploy finished (DORA's lead time and restore time read it)
+    row.updated_at = row.rolled_back_at = now
+    row.finished_at = row.finished_at or now
     row.rolled_back_by, row.rollback_reason = uow.settings.person(actor.name), reason
     uow.audit(actor, "deploy", row.id, "rollback", pipeline_id=row.pipeline_id, from_state=before, to_state=after,
               reason=reason, data={"target": row.target})

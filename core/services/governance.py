@@ -36,6 +36,7 @@ def gov_pipeline_view(p: GovPipeline) -> dict:
     return {
         "id": p.id, "owner": p.owner, "name": p.name, "status": p.status,
         "created_at": iso(p.created_at), "updated_at": iso(p.updated_at), "last_touched_at": iso(p.last_touched_at),
+        "activated_at": iso(p.activated_at), "archived_at": iso(p.archived_at),
     }
 
 
@@ -157,8 +158,8 @@ def register_pipeline_v2(uow: UnitOfWork, actor: Actor, pipeline_id: str, owner:
     owner = (owner or "").strip()
     if not owner or len(owner) > 200 or any(c.isspace() for c in owner):
         raise InvalidInput(f"an owner must be 1-200 characters without spaces, got {owner!r}")
-    name = (name or "").strip() or None
-    if name and len(name) > 200:
+    name = (name or "").strip() or pipeline_id  # a governed pipeline is called by its id unless named
+    if len(name) > 200:
         raise InvalidInput("a governed pipeline name is at most 200 characters")
     existing = uow.session.exec(select(GovPipeline).where(GovPipeline.id == pipeline_id)).first()
     if existing is not None:
@@ -181,6 +182,10 @@ def register_pipeline_v2(uow: UnitOfWork, actor: Actor, pipeline_id: str, owner:
 def _move(uow: UnitOfWork, actor: Actor, pipeline: GovPipeline, trigger: str, reason: str | None = None) -> dict:
     before, after = fire(PIPELINE_V2, pipeline, trigger, label=f"{LABEL} {pipeline.id}")
     pipeline.updated_at = pipeline.last_touched_at = uow.now()
+    if after == "active" and pipeline.activated_at is None:
+        pipeline.activated_at = pipeline.updated_at  # the first activation; pause and resume keep it
+    if after == "archived":
+        pipeline.archived_at = pipeline.updated_at
     uow.audit(actor, ENTITY, pipeline.id, trigger, from_state=before, to_state=after, reason=reason)
     view = gov_pipeline_view(pipeline)
     uow.commit()

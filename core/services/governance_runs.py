@@ -56,8 +56,8 @@ def _require_active(pipeline: GovPipeline) -> None:
 
 def create_run_v2(uow: UnitOfWork, actor: Actor, run_id: str, pipeline_id: str, trigger: str | None = None) -> dict:
     run_id = check_id("a run id", run_id)
-    trigger = (trigger or "").strip() or None
-    if trigger and len(trigger) > 200:
+    trigger = (trigger or "").strip() or "manual"
+    if len(trigger) > 200:
         raise InvalidInput("a run trigger is at most 200 characters")
     if uow.session.exec(select(GovRun.id).where(GovRun.id == run_id)).first() is not None:
         raise Conflict(f"run {run_id} already exists; pick another run id")

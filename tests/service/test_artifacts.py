@@ -64,7 +64,8 @@ def test_stage_may_be_named_with_an_alias(run, alice):
     ({"type": "binary", "digest": "md5:abc"}, "digest must look like sha256:"),
     ({"type": "binary", "path": "BUILD", "digest": "sha256:" + "0" * 64}, "does not match the file's"),
     ({"type": "binary", "path": "BUILD", "uri": "s3://x"}, "either --path or --uri"),
-    ({"type": "binary", "stage": "staging"}, "unknown stage"),
+    ({"type": "binary", "uri": "s3://x", "stage": "staging"}, "unknown stage"),
+    ({"type": "binary"}, "say what the artifact is: --path FILE"),
 ])
 def test_bad_input_is_refused_and_nothing_is_written(run, alice, build, kwargs, problem):
     pid = running_pipeline(run, alice)

@@ -98,3 +98,12 @@ def test_deploys_are_listed_newest_first(run, alice):
     assert [d["id"] for d in run(list_deploys, alice, pid)] == ids[::-1]
     with pytest.raises(NotFound, match="deploy not found: dep-x"):
         run(show_deploy, alice, "dep-x")
+
+
+def test_rolling_back_keeps_when_the_deploy_finished(run, alice, clock):
+    pid = at_review_approved(run, alice)
+    dep = run(record_deploy, alice, pid, strategy="canary", target="production", status="succeeded")
+    clock.advance(minutes=30)
+    rolled = run(rollback_deploy, alice, dep["id"], reason="error spike")
+    assert rolled["finished_at"] == dep["finished_at"]
+    assert rolled["rolled_back_at"] != dep["finished_at"] and rolled["rolled_back_at"].startswith("2026-11-02T09:30")

@@ -312,3 +312,17 @@ def test_lists_filter_and_validate(run, alice, make):
     with pytest.raises(NotFound):
         run(runs.list_runs_v2, alice, pipeline="missing")
     assert run(gov.get_pipeline_v2, alice, pipeline_id="alice-0")["runs"]["queued"] == 1
+
+
+def test_activation_and_archive_times_and_defaults_are_recorded(run, alice, clock):
+    registered = run(gov.register_pipeline_v2, alice, pipeline_id="web", owner="alice")
+    assert registered["name"] == "web" and registered["activated_at"] is None
+    first = run(gov.activate_pipeline_v2, alice, pipeline_id="web")["activated_at"]
+    clock.advance(hours=1)
+    run(gov.pause_pipeline_v2, alice, pipeline_id="web")
+    resumed = run(gov.activate_pipeline_v2, alice, pipeline_id="web")
+    assert first is not None and resumed["activated_at"] == first and resumed["archived_at"] is None
+    assert run(runs.create_run_v2, alice, run_id="r", pipeline_id="web")["trigger"] == "manual"
+    clock.advance(hours=1)
+    archived = run(gov.archive_pipeline_v2, alice, pipeline_id="web")
+    assert archived["archived_at"] == iso(clock()) and archived["activated_at"] == first
