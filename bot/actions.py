@@ -1,64 +1,110 @@
-"""Gate message buttons and the reject modal. Decisions go through the same grammar commands
-(and so the same core services and policies) as the CLI; refusals come back ephemeral."""
+"""Gate message buttons and the reject modal, as plain listeners (registered in
+``bot.app.register``). Decisions go through the same grammar commands (and so the same core
+services and policies) as the CLI; refusals come back ephemeral.
+
+A button's ``value`` (and the modal's ``private_metadata``) arrives signed by Slack but was
+written by whoever posted the message; it is read as data and checked before anything runs.
+"""
 
 from __future__ import annotations
 
 import json
-
-from slack_bolt import App
+from dataclasses import dataclass
 
 from bot import blocks
-from bot.runtime import Runtime, log_crash, slack_actor
-from core.errors import PipeError
-from core.grammar import COMMANDS, parse_args
+from bot.runtime import slack_actor
+from bot.slack_errors import error_line
+from core.errors import InvalidInput
+from core.grammar import COMMANDS
+from core.text import one_line
+
+MAX_VALUE = 2000  # Slack's limit for a button value
+MAX_CHANNEL = 64
 
 
-def _decide(runtime: Runtime, name: str, user: str, pipeline_id: str, gate: str, reason: str | None = None) -> str:
-    """Run approve/reject as the Slack user; returns the line to show them."""
-    words = [pipeline_id, "--gate", gate] + (["--reason", reason] if reason else [])
-    command = COMMANDS[name]
+@dataclass(frozen=True)
+class GateTarget:
+    pipeline_id: str
+    gate: str
+    channel: str | None = None
+
+
+def gate_target(raw) -> GateTarget:
+    """The gate a button value (or the reject modal's metadata) names, or a one-line refusal."""
+    refused = InvalidInput("this button does not name a gate; use /pipe approve or /pipe reject instead")
+    if not isinstance(raw, str) or len(raw) > MAX_VALUE:
+        raise refused
     try:
-        result = runtime.run(command, parse_args(command, words), slack_actor(user))
-    except PipeError as exc:
-        return blocks.error_text(exc.message)
-    except Exception as exc:  # noqa: BLE001 - crash → short line, traceback in the log
-        return blocks.error_text(f"internal error (reference {log_crash(exc, name + ' button')})")
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise refused from None
+    if not isinstance(data, dict):
+        raise refused
+    pipeline_id, gate, channel = data.get("pipeline_id"), data.get("gate"), data.get("channel")
+    if not (isinstance(pipeline_id, str) and pipeline_id and isinstance(gate, str) and gate):
+        raise refused  # their length and characters are checked when the command binds them
+    if channel is not None and not (isinstance(channel, str) and len(channel) <= MAX_CHANNEL):
+        raise refused
+    return GateTarget(pipeline_id, gate, channel or None)
+
+
+def decide(runtime, name: str, user: str, target: GateTarget, reason: str | None = None) -> str:
+    """Run approve/reject as the Slack user; returns the line to show them. The raw values are
+    bound by the command (``Command.bind``), as every surface's are."""
+    values = {"pipeline_id": target.pipeline_id, "gate": target.gate, "reason": reason}
+    try:
+        result = runtime.run(COMMANDS[name], values, slack_actor(user))
+    except Exception as exc:  # noqa: BLE001 - the translator tells a refusal from a crash
+        return error_line(exc, f"slack:{user}", name)
+    what = f"gate {target.gate} of {target.pipeline_id}"
     if not result.get("changed", True):
-        return f"You already decided gate {gate} of {pipeline_id}; nothing changed."
-    if name == "reject":
-        return f"You rejected gate {gate} of {pipeline_id}; the pipeline is {result.get('pipeline_status')}."
-    have = len(result.get("approvals", []))
-    return f"You approved gate {gate} of {pipeline_id} ({have} of {result['required_approvals']}; {result['status']})."
+        line = f"You already decided {what}; nothing changed."
+    elif name == "reject":
+        line = f"You rejected {what}; the pipeline is {result.get('pipeline_status')}."
+    else:
+        have = len(result.get("approvals", []))
+        line = f"You approved {what} ({have} of {result['required_approvals']}; {result['status']})."
+    return one_line(line)
 
 
-def register(app: App, runtime: Runtime) -> None:
-    @app.action(blocks.APPROVE)
-    def approve_button(ack, body, action, respond):
-        ack()
-        target = json.loads(action["value"])
-        line = _decide(runtime, "approve", body["user"]["id"], target["pipeline_id"], target["gate"])
-        respond(response_type="ephemeral", replace_original=False, text=line)
+def approve_button(ack, body, action, respond, context):
+    ack()
+    user = body["user"]["id"]
+    try:
+        line = decide(context["runtime"], "approve", user, gate_target(action.get("value")))
+    except InvalidInput as exc:
+        line = error_line(exc, f"slack:{user}", "approve")
+    respond(response_type="ephemeral", replace_original=False, text=line)
 
-    @app.action(blocks.REJECT)
-    def reject_button(ack, body, action, client):
-        ack()
-        target = json.loads(action["value"])
-        channel = (body.get("channel") or {}).get("id")
-        client.views_open(trigger_id=body["trigger_id"],
-                          view=blocks.reject_modal(target["pipeline_id"], target["gate"], channel))
 
-    @app.view(blocks.REJECT_MODAL)
-    def reject_submitted(ack, body, view, client):
-        state = view["state"]["values"].get(blocks.REASON_BLOCK, {}).get(blocks.REASON_INPUT, {})
-        reason = (state.get("value") or "").strip()
-        if not reason:
-            ack(response_action="errors", errors={blocks.REASON_BLOCK: "A reason is required to reject a gate."})
-            return
-        ack()
-        meta = json.loads(view["private_metadata"])
-        user = body["user"]["id"]
-        line = _decide(runtime, "reject", user, meta["pipeline_id"], meta["gate"], reason)
-        if meta.get("channel"):
-            client.chat_postEphemeral(channel=meta["channel"], user=user, text=line)
-        else:
-            client.chat_postMessage(channel=user, text=line)
+def reject_button(ack, body, action, client, respond):
+    ack()
+    try:
+        target = gate_target(action.get("value"))
+    except InvalidInput as exc:
+        respond(response_type="ephemeral", replace_original=False,
+                text=error_line(exc, f"slack:{body['user']['id']}", "reject"))
+        return
+    channel = (body.get("channel") or {}).get("id")
+    client.views_open(trigger_id=body["trigger_id"],
+                      view=blocks.reject_modal(target.pipeline_id, target.gate, channel))
+
+
+def reject_submitted(ack, body, view, client, context):
+    state = view["state"]["values"].get(blocks.REASON_BLOCK, {}).get(blocks.REASON_INPUT, {})
+    reason = (state.get("value") or "").strip()
+    if not reason:
+        ack(response_action="errors", errors={blocks.REASON_BLOCK: "A reason is required to reject a gate."})
+        return
+    ack()
+    user = body["user"]["id"]
+    try:
+        target = gate_target(view.get("private_metadata"))
+    except InvalidInput as exc:
+        client.chat_postMessage(channel=user, text=error_line(exc, f"slack:{user}", "reject"))
+        return
+    line = decide(context["runtime"], "reject", user, target, reason)
+    if target.channel:
+        client.chat_postEphemeral(channel=target.channel, user=user, text=line)
+    else:
+        client.chat_postMessage(channel=user, text=line)

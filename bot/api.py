@@ -1,6 +1,11 @@
 """The JSON API (docs/architecture.md, "The JSON API contract"): one route per grammar command,
-bearer-token auth, errors translated once (``PipeError`` → ``exc.http_status`` + ``exc.as_dict()``),
-and an OpenAPI 3.1 document generated from the same grammar."""
+bearer-token auth, errors translated once (``error_response``), and an OpenAPI 3.1 document
+generated from the same grammar.
+
+Bodies are read defensively: at most ``MAX_BODY`` bytes (413 beyond, checked before reading when
+the length is declared) and UTF-8 JSON (400 otherwise, however deeply nested); the values are bound
+by the command itself (``Command.bind``: 422 for a body that is not an object of its parameters).
+"""
 
 from __future__ import annotations
 
@@ -11,66 +16,83 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bot.runtime import Runtime, log_crash
+from bot.outage import MESSAGE as OUTAGE_MESSAGE
+from bot.outage import RETRY_AFTER_SECONDS, is_outage
+from bot.runtime import Runtime, log_crash, log_refusal
 from core.actor import Actor
+from core.crash import crash_line
 from core.errors import InvalidInput, NotAllowed, PipeError
-from core.grammar import COMMANDS, Command, Param, usage
+from core.grammar import COMMANDS, Command, check_text, usage
+from core.text import one_line
 
 SURFACES = ("api", "github")
-MAX_BODY = 1_000_000
+MAX_BODY = 1024 * 1024
 
 
-class Unauthorized(Exception):
-    pass
+class Refused(Exception):
+    """A request the API turns away before any command runs (bad body, no token): status + one line."""
+
+    def __init__(self, status: int, title: str, message: str):
+        super().__init__(message)
+        self.status, self.title, self.message = status, title, message
 
 
-def error(status: int, title: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": title, "message": message}, status_code=status)
+class Unauthorized(Refused):
+    def __init__(self, message: str):
+        super().__init__(401, "unauthorized", message)
 
 
-def pipe_error(exc: PipeError) -> JSONResponse:
-    return JSONResponse(exc.as_dict(), status_code=exc.http_status)
+def error(status: int, title: str, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": title, "message": one_line(message)}, status_code=status, headers=headers)
+
+
+def error_response(exc: BaseException, request: Request, principal: str | None = None,
+                   command: str | None = None) -> JSONResponse:
+    """The one translation of an error into the API's answer."""
+    if is_outage(exc):
+        return error(503, "unavailable", OUTAGE_MESSAGE, {"Retry-After": str(RETRY_AFTER_SECONDS)})
+    if isinstance(exc, Refused):
+        if exc.status == 401:
+            log_refusal("api", principal, exc.title, command, detail=exc.message)
+        return error(exc.status, exc.title, exc.message)
+    if isinstance(exc, PipeError):
+        if isinstance(exc, NotAllowed):
+            log_refusal("api", principal, exc.title, command, detail=exc.message)
+        return error(exc.http_status, exc.title, exc.message)
+    ref = log_crash(exc, f"{request.method} {request.url.path} as {principal or 'anonymous'}")
+    return JSONResponse({"error": "internal error", "reference": ref, "message": crash_line(ref, exc)},
+                        status_code=500)
 
 
 # --- request → values ------------------------------------------------------------------------
 
 
-def _value(command: Command, param: Param, raw):
-    where = f"{command.name}: {param.name}"
-    if param.type == "bool":
-        if not isinstance(raw, bool):
-            raise InvalidInput(f"{where} must be true or false, got {raw!r}")
-        return raw
-    if param.type == "int":
-        if isinstance(raw, bool) or not isinstance(raw, (int, str)):
-            raise InvalidInput(f"{where} must be a whole number, got {raw!r}")
-        try:
-            return int(raw)
-        except ValueError:
-            raise InvalidInput(f"{where} must be a whole number, got {raw!r}") from None
-    if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
-        raise InvalidInput(f"{where} must be a string, got {raw!r}")
-    return raw if isinstance(raw, str) else str(raw)
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The body, or ``Refused`` (413) as soon as it is known to be larger than ``limit``."""
+    too_large = Refused(413, "too large", f"the request body is larger than {limit} bytes")
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise too_large if declared.isdigit() else Refused(400, "bad request", "Content-Length is not a number")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
-def values_from_json(command: Command, body) -> dict:
-    """The command's values from a JSON object keyed by grammar names, with the grammar's defaults."""
-    if not isinstance(body, dict):
-        raise InvalidInput("the request body must be a JSON object of the command's parameters")
-    known = {p.name: p for p in command.params}
-    unknown = sorted(set(body) - set(known))
-    if unknown:
-        raise InvalidInput(f"{command.name}: unknown parameter {unknown[0]}; expected: {', '.join(known) or 'none'}")
-    values = {}
-    for param in command.params:
-        raw = body.get(param.name)
-        if raw is None:
-            if param.required:
-                raise InvalidInput(f"{command.name}: missing parameter {param.name}")
-            values[param.name] = param.default
-        else:
-            values[param.name] = _value(command, param, raw)
-    return values
+def parse_body(raw: bytes):
+    """The JSON in a request body, or ``Refused`` (400). Its values are bound by the command
+    (``core.grammar.Command.bind``: types, defaults, limits, text that can be stored)."""
+    try:
+        return json.loads(raw.decode("utf-8") if raw.strip() else "{}")
+    except UnicodeDecodeError:
+        raise Refused(400, "bad request", "the request body is not UTF-8") from None
+    except RecursionError:
+        raise Refused(400, "bad request", "the request body is nested too deeply") from None
+    except ValueError:
+        raise Refused(400, "bad request", "the request body is not valid JSON") from None
 
 
 # --- auth --------------------------------------------------------------------------------------
@@ -94,21 +116,28 @@ def _token(runtime: Runtime, request: Request) -> dict:
     return token
 
 
+async def authenticate(runtime: Runtime, request: Request) -> dict:
+    return await run_in_threadpool(runtime.outage.call, _token, runtime, request)
+
+
 def actor_for(token: dict, headers) -> Actor:
+    """Who a token's request acts as. A personal token acts as its person and names nobody else; a
+    service token acts as itself (``token:<name>``) and may carry the claimed actor of a CI run
+    (``X-Pipe-Actor``) as ``on_behalf_of`` — recorded, never credited."""
     surface = (headers.get("x-pipe-surface") or "api").strip().lower()
     if surface not in SURFACES:
         raise InvalidInput(f"X-Pipe-Surface must be one of {', '.join(SURFACES)}, got {surface!r}")
-    name = f"token:{token['name']}"
-    claimed = (headers.get("x-pipe-actor") or "").strip()
+    principal = f"token:{token['name']}"
+    run_url = (headers.get("x-pipe-run-url") or "").strip()[:500] or None
+    claimed = (headers.get("x-pipe-actor") or "").strip() or None
+    if token.get("kind") == "personal":
+        if claimed:
+            raise NotAllowed(f"token {token['name']} is personal: it acts as {token['person']} and may not "
+                             "name another actor (X-Pipe-Actor)")
+        return Actor(token["person"], surface, run_url, principal=principal)
     if claimed:
-        if not token["allow_actor_header"]:
-            raise NotAllowed(f"token {token['name']} may not name the actor (X-Pipe-Actor); "
-                             "create it with --allow-actor-header")
-        if len(claimed) > 200:
-            raise InvalidInput("X-Pipe-Actor is at most 200 characters")
-        name = claimed
-    run_url = (headers.get("x-pipe-run-url") or "").strip() or None
-    return Actor(name, surface, run_url[:500] if run_url else None)
+        check_text("X-Pipe-Actor", claimed)
+    return Actor(principal, surface, run_url, principal=principal, on_behalf_of=claimed, service=True)
 
 
 # --- routes ------------------------------------------------------------------------------------
@@ -116,33 +145,26 @@ def actor_for(token: dict, headers) -> Actor:
 
 def routes(runtime: Runtime) -> list[Route]:
     async def run_command(request: Request):
-        command = COMMANDS.get(request.path_params["name"])
+        name = request.path_params["name"]
+        command = COMMANDS.get(name)
         if command is None:
-            return error(404, "not found", f"unknown command: {request.path_params['name']}")
+            return error(404, "not found", f"unknown command: {name}")
+        principal = None
         try:
-            token = await run_in_threadpool(_token, runtime, request)
-        except Unauthorized as exc:
-            return error(401, "unauthorized", str(exc))
-        raw = await request.body()
-        if len(raw) > MAX_BODY:
-            return error(413, "too large", "the request body is larger than 1 MB")
-        try:
-            body = json.loads(raw or b"{}")
-        except (ValueError, UnicodeDecodeError):
-            return error(400, "bad request", "the request body is not valid JSON")
-        try:
+            token = await authenticate(runtime, request)  # before reading a stranger's body
+            principal = f"token:{token['name']}"
+            body = parse_body(await read_body(request))
             actor = actor_for(token, request.headers)
-            values = values_from_json(command, body)
-            result = await run_in_threadpool(runtime.run, command, values, actor)
-        except PipeError as exc:
-            return pipe_error(exc)
+            result = await run_in_threadpool(runtime.run, command, body, actor)
+        except Exception as exc:  # noqa: BLE001 - the one translation, below
+            return error_response(exc, request, principal, name)
         return JSONResponse({"result": result})
 
     async def list_commands(request: Request):
         try:
-            await run_in_threadpool(_token, runtime, request)
-        except Unauthorized as exc:
-            return error(401, "unauthorized", str(exc))
+            await authenticate(runtime, request)
+        except Exception as exc:  # noqa: BLE001
+            return error_response(exc, request, None, "list-commands")
         return JSONResponse({"commands": [command_view(c) for c in COMMANDS.values()]})
 
     async def openapi(request: Request):
@@ -166,32 +188,20 @@ def command_view(c: Command) -> dict:
 
 # --- OpenAPI ------------------------------------------------------------------------------------
 
-_JSON_TYPES = {"str": "string", "int": "integer", "bool": "boolean"}
-
-
-def _param_schema(p: Param) -> dict:
-    schema: dict = {"type": _JSON_TYPES[p.type], "description": p.help or p.name}
-    if p.type == "str":
-        # Numbers are accepted for text parameters (e.g. a metric value) and turned into text.
-        schema = {"type": ["string", "number"], "description": schema["description"]}
-    if p.default is not None:
-        schema["default"] = p.default
-    return schema
-
-
 def _operation(c: Command) -> dict:
     required = [p.name for p in c.params if p.required]
     body_schema: dict = {"type": "object", "additionalProperties": False,
-                         "properties": {p.name: _param_schema(p) for p in c.params}}
+                         "properties": {p.name: p.schema() for p in c.params}}
     if required:
         body_schema["required"] = required
     err = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     errors = {
         status: {"description": why, "content": err}
-        for status, why in (("400", "Body is not JSON"), ("401", "Missing, wrong or revoked token"),
+        for status, why in (("400", "Body is not UTF-8 JSON"), ("401", "Missing, wrong or revoked token"),
                             ("403", "Not allowed by policy or token"), ("404", "Unknown id or command"),
-                            ("409", "Refused by the current state"), ("422", "Invalid input"),
-                            ("500", "Internal or configuration error"))
+                            ("409", "Refused by the current state"), ("413", "Body larger than 1 MiB"),
+                            ("422", "Invalid input"), ("500", "Internal or configuration error"),
+                            ("503", "Database unavailable; retry after Retry-After seconds"))
     }
     return {
         "operationId": c.name.replace("-", "_"),
@@ -217,9 +227,12 @@ def openapi_document() -> dict:
             "401": {"description": "Missing, wrong or revoked token",
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
     }}
-    paths["/healthz"] = {"get": {"operationId": "healthz", "summary": "Liveness and database check",
-                                 "security": [], "responses": {"200": {"description": "ok"},
-                                                               "503": {"description": "database unavailable"}}}}
+    for path, what in (("/healthz/live", "Liveness: the process answers"),
+                       ("/healthz/ready", "Readiness: the database answers"),
+                       ("/healthz", "Readiness (kept for compatibility)")):
+        paths[path] = {"get": {"operationId": path.strip("/").replace("/", "_"), "summary": what, "security": [],
+                               "responses": {"200": {"description": "ok"},
+                                             "503": {"description": "database unavailable"}}}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "chainpipe API", "version": "1",
@@ -240,6 +253,5 @@ def openapi_document() -> dict:
 
 
 async def crash(request: Request, exc: Exception) -> JSONResponse:
-    ref = log_crash(exc, f"{request.method} {request.url.path}")
-    return JSONResponse({"error": "internal error", "reference": ref,
-                         "message": f"internal error (reference {ref})"}, status_code=500)
+    """Starlette's last resort, for an error outside the routes' own translation."""
+    return error_response(exc, request)

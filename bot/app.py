@@ -1,5 +1,7 @@
-"""The Bolt app factory. Listeners live in bot.commands and bot.actions, each added by its
-``register(app, runtime)``; one error handler turns anything unexpected into a short reply."""
+"""The Bolt app factory. Listeners are plain functions in bot.commands and bot.actions, all added
+by the one ``register(app)``; ``bot.verify.SlackGuard`` runs before them (signature, timestamp,
+replay) and hands them the runtime in the request context; one error handler
+(``bot.slack_errors.on_error``) turns anything that escapes into a short reply."""
 
 from __future__ import annotations
 
@@ -8,9 +10,11 @@ import logging
 from slack_bolt import App
 from slack_sdk import WebClient
 
-from bot import actions, commands
-from bot.runtime import Runtime, log_crash
+from bot import actions, blocks, commands
+from bot.runtime import Runtime
 from bot.settings import BotSettings
+from bot.slack_errors import on_error
+from bot.verify import SlackGuard
 
 
 def web_client(bot: BotSettings) -> WebClient:
@@ -25,16 +29,16 @@ def create_app(bot: BotSettings, runtime: Runtime, client: WebClient | None = No
         process_before_response=False,
         raise_error_for_unhandled_request=False,
         logger=logging.getLogger("chainpipe.slack"),
+        request_verification_enabled=False,  # SlackGuard verifies, ahead of everything else
+        before_authorize=SlackGuard(bot.signing_secret, runtime),
     )
-    commands.register(app, runtime)
-    actions.register(app, runtime)
-
-    @app.error
-    def on_error(error, body, respond):
-        ref = log_crash(error, "slack listener")
-        try:
-            respond(response_type="ephemeral", text=f":warning: internal error (reference {ref})")
-        except Exception:  # noqa: BLE001 - no response_url, or Slack unreachable; the log has it
-            pass
-
+    register(app)
     return app
+
+
+def register(app: App) -> None:
+    app.command("/pipe")(commands.pipe_command)
+    app.action(blocks.APPROVE)(actions.approve_button)
+    app.action(blocks.REJECT)(actions.reject_button)
+    app.view(blocks.REJECT_MODAL)(actions.reject_submitted)
+    app.error(on_error)

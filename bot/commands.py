@@ -1,9 +1,13 @@
-"""`/pipe <words>`: the CLI's grammar, parsed by ``core.grammar.parse_args``, run as the Slack user.
+"""`/pipe <words>`: the CLI's grammar, parsed and bound by ``core.grammar.parse_args``, run as the
+Slack user (a caller on another machine: ``local=False``).
 
 Ack strategy: Bolt runs listeners in a worker thread and answers Slack as soon as ``ack()`` is
 called (``process_before_response=False``). Parsing needs no database, so parse errors and help
 are the ack itself; a parsed command is acked empty at once and its result goes to the
 ``response_url`` afterwards, however long the work takes.
+
+The listener is a plain function (registered in ``bot.app.register``); the runtime comes from
+the request context, put there by ``bot.verify.SlackGuard``.
 """
 
 from __future__ import annotations
@@ -11,11 +15,10 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from slack_bolt import App
-
 from bot import blocks
-from bot.runtime import Runtime, log_crash, slack_actor
-from core.errors import InvalidInput, PipeError
+from bot.runtime import slack_actor
+from bot.slack_errors import error_line
+from core.errors import InvalidInput
 from core.grammar import Command, get_command, parse_args
 
 JSON_FLAG = "--json"
@@ -42,7 +45,7 @@ def parse_slash(text: str) -> Parsed:
     command = get_command(words[0])
     if "--help" in words[1:] or "-h" in words[1:]:
         return Parsed(help=blocks.help_text(command.name))
-    values = parse_args(command, words[1:], reserved=(JSON_FLAG,))
+    values = parse_args(command, words[1:], reserved=(JSON_FLAG,), local=False)
     json_out = bool(values.pop(JSON_FLAG, False))
     return Parsed(command, values, json_out)
 
@@ -51,23 +54,22 @@ def reply_for(command: Command, result, json_out: bool) -> str:
     return blocks.json_reply(result) if json_out else blocks.summary(command.name, result)
 
 
-def register(app: App, runtime: Runtime) -> None:
-    @app.command("/pipe")
-    def pipe_command(ack, body, respond):
-        try:
-            parsed = parse_slash(body.get("text", ""))
-        except PipeError as exc:
-            ack(response_type="ephemeral", text=blocks.error_text(exc.message))
-            return
-        if parsed.help is not None:
-            ack(response_type="ephemeral", text=parsed.help)
-            return
-        ack()
-        try:
-            result = runtime.run(parsed.command, parsed.values, slack_actor(body["user_id"]))
-            text = reply_for(parsed.command, result, parsed.json_out)
-        except PipeError as exc:
-            text = blocks.error_text(exc.message)
-        except Exception as exc:  # noqa: BLE001 - the one place a /pipe crash becomes a short line
-            text = blocks.error_text(f"internal error (reference {log_crash(exc, '/pipe ' + parsed.command.name)})")
-        respond(response_type="ephemeral", text=text)
+def pipe_command(ack, body, respond, context):
+    """``/pipe …``: help and parse errors in the ack; a command's result through ``respond``."""
+    user = body.get("user_id")
+    principal = f"slack:{user}"
+    try:
+        parsed = parse_slash(body.get("text", ""))
+    except Exception as exc:  # noqa: BLE001 - the translator tells a refusal from a crash
+        ack(response_type="ephemeral", text=error_line(exc, principal, "/pipe"))
+        return
+    if parsed.help is not None:
+        ack(response_type="ephemeral", text=parsed.help)
+        return
+    ack()
+    try:
+        result = context["runtime"].run(parsed.command, parsed.values, slack_actor(user))
+        text = reply_for(parsed.command, result, parsed.json_out)
+    except Exception as exc:  # noqa: BLE001 - the translator tells a refusal from a crash
+        text = error_line(exc, principal, parsed.command.name)
+    respond(response_type="ephemeral", text=text)

@@ -24,6 +24,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy import text
 
 from bot import blocks
+from bot.outage import Outage, is_outage
 from core.clock import parse_iso, utcnow
 from core.config import Settings
 from core.services import notifications as outbox
@@ -43,8 +44,11 @@ class GateMessageBusy(Exception):
 
 class Notifier:
     def __init__(self, settings: Settings, client: WebClient, channel: str, *, lease: float = 30.0,
-                 max_age_hours: float = 24.0, batch: int = 50, poll_interval: float = 1.0):
+                 max_age_hours: float = 24.0, batch: int = 50, poll_interval: float = 1.0,
+                 outage: Outage | None = None):
         self.settings, self.client, self.channel = settings, client, channel
+        # Shared with the request handlers, so an outage is logged once for the whole server.
+        self.outage = outage or Outage()
         self.lease, self.max_age, self.batch = lease, timedelta(hours=max_age_hours), batch
         self.poll_interval = poll_interval
         self._floor: int | None = None  # None: scan the whole log once (start-up)
@@ -75,10 +79,11 @@ class Notifier:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                while self.drain_once() >= self.batch and not self._stop.is_set():
+                while self.outage.call(self.drain_once) >= self.batch and not self._stop.is_set():
                     pass
-            except Exception:  # noqa: BLE001 - keep draining; the next poll retries
-                log.exception("outbox drain failed")
+            except Exception as exc:  # noqa: BLE001 - keep draining; the next poll retries
+                if not is_outage(exc):  # an outage was logged once, by self.outage
+                    log.exception("outbox drain failed")
             self._wake.wait(self.poll_interval)
             self._wake.clear()
 
@@ -143,6 +148,8 @@ class Notifier:
         except (SlackClientError, OSError) as exc:
             return f"slack unreachable: {exc.__class__.__name__}"
         except Exception as exc:  # noqa: BLE001
+            if is_outage(exc):  # nothing can be recorded now; the claim's lease brings it back
+                raise
             log.exception("delivering audit event %s failed", event["seq"])
             return f"error: {exc.__class__.__name__}"
 

@@ -1,29 +1,49 @@
-"""What every listener and route shares: the core settings and a way to run one grammar command."""
+"""What every listener and route shares: the core settings, a way to run one grammar command, the
+database's state (``bot.outage``), and the two kinds of log line the server writes on a caller's
+behalf — a crash (reference + traceback) and a refusal (one ``key=value`` line)."""
 
 from __future__ import annotations
 
 import logging
-import secrets
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bot.outage import Outage
 from core.actor import Actor
 from core.config import Settings
+from core.crash import crash_line, crash_reference
 from core.dispatch import execute
 from core.grammar import Command
+from core.text import one_line
 
 log = logging.getLogger("chainpipe.server")
+refusals = logging.getLogger("chainpipe.refusal")
 
-
-def reference() -> str:
-    """A short id that ties a user-facing "internal error" to the traceback in the log."""
-    return "err-" + secrets.token_hex(4)
+_BARE = re.compile(r"[A-Za-z0-9_.:/@+\-]+")
 
 
 def log_crash(exc: BaseException, where: str) -> str:
-    ref = reference()
-    log.error("internal error %s in %s", ref, where, exc_info=exc)
+    """Log the traceback under a fresh reference and return the reference; the line to show
+    people is ``core.crash.crash_line(ref, exc)``, the same words the log line starts with."""
+    ref = crash_reference()
+    log.error("%s in %s", crash_line(ref, exc), one_line(where), exc_info=exc)
     return ref
+
+
+def _field(value) -> str:
+    text = "-" if value is None or value == "" else str(value)
+    if _BARE.fullmatch(text):
+        return text
+    return '"' + one_line(text.replace("\\", "\\\\").replace('"', '\\"')) + '"'
+
+
+def log_refusal(surface: str, principal: str | None, rule: str, command: str | None = None, **more) -> None:
+    """One line per refused request, ``key=value`` pairs, so refusals can be found and counted later.
+
+    Nothing is written to the database: a flood of forged requests must not grow it."""
+    pairs = {"surface": surface, "principal": principal or "anonymous", "rule": rule, "command": command, **more}
+    refusals.warning("refused %s", " ".join(f"{k}={_field(v)}" for k, v in pairs.items()))
 
 
 @dataclass
@@ -31,13 +51,18 @@ class Runtime:
     settings: Settings
     # Nudges the notifier so a decision reaches Slack without waiting for the next poll.
     wake: Callable[[], None] = field(default=lambda: None)
+    outage: Outage = field(default_factory=Outage)
 
     def run(self, command: Command, values: dict, actor: Actor):
-        result = execute(command, values, actor, self.settings)
+        """Bind the raw ``values`` and run the command for a caller on another machine."""
+        if command.kind == "catalogue":  # settings only: says nothing about the database
+            return execute(command, values, actor, self.settings, local=False)
+        result = self.outage.call(execute, command, values, actor, self.settings, local=False)
         if command.kind == "write":
             self.wake()
         return result
 
 
 def slack_actor(user_id: str) -> Actor:
-    return Actor(f"slack:{user_id}", "slack")
+    """A Slack user, proven by the request's signature."""
+    return Actor(f"slack:{user_id}", "slack", principal=f"slack:{user_id}")

@@ -1,5 +1,9 @@
 """`pipe-server`: one ASGI app — Slack (``POST /slack/events``), the JSON API (``/api/v1/…``) and
-``GET /healthz`` — plus the outbox notifier as a background thread, under uvicorn."""
+the health checks — plus the outbox notifier as a background thread, under uvicorn.
+
+``GET /healthz/live``: the process answers (no database). ``GET /healthz/ready`` (and ``/healthz``,
+kept for compatibility): the database answers ``SELECT 1``; 503 with ``Retry-After`` otherwise.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import argparse
 import contextlib
 import logging
 import sys
+from importlib.metadata import PackageNotFoundError, version
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -16,7 +21,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot import api
-from bot.runtime import Runtime
+from bot.outage import MESSAGE as OUTAGE_MESSAGE
+from bot.outage import RETRY_AFTER_SECONDS, DatabaseUnavailable
+from bot.runtime import Runtime, log_refusal
 from bot.settings import BotSettings, SettingsError, load_bot_settings
 from core.config import Settings, load_settings
 from core.errors import PipeError
@@ -25,10 +32,16 @@ log = logging.getLogger("chainpipe.server")
 
 
 def _bolt_request(body: bytes, request: Request):
+    """The request as Bolt reads it, or ``Refused`` (400) when it cannot even be parsed — before
+    its signature is checked, so nothing of it is trusted or run."""
     from slack_bolt import BoltRequest
 
-    return BoltRequest(body=body.decode("utf-8", "replace"), query=request.query_params,
-                       headers=dict(request.headers))
+    try:
+        return BoltRequest(body=body.decode("utf-8", "replace"), query=request.query_params,
+                           headers=dict(request.headers))
+    except Exception as exc:  # noqa: BLE001 - any parse failure of an unverified body is the sender's
+        log_refusal("slack", "unverified", "unreadable body", None, error=exc.__class__.__name__)
+        raise api.Refused(400, "bad request", "the body is not a Slack request") from None
 
 
 def create_asgi_app(core: Settings, bot: BotSettings, *, start_notifier: bool = True) -> Starlette:
@@ -42,23 +55,32 @@ def create_asgi_app(core: Settings, bot: BotSettings, *, start_notifier: bool = 
 
         client = web_client(bot)
         notifier = Notifier(core, client, bot.channel, lease=bot.outbox_lease, max_age_hours=bot.outbox_max_age_hours,
-                            poll_interval=bot.poll_interval)
+                            poll_interval=bot.poll_interval, outage=runtime.outage)
         runtime.wake = notifier.wake
         bolt = create_app(bot, runtime, client)
 
     async def slack_events(request: Request):
         if bolt is None:
             return api.error(404, "not found", "Slack is not configured on this server")
-        body = await request.body()
+        try:
+            bolt_request = _bolt_request(await api.read_body(request), request)
+        except api.Refused as exc:
+            return api.error_response(exc, request)
         # Bolt is synchronous; run it off the event loop. It returns as soon as the listener acks.
-        resp = await run_in_threadpool(bolt.dispatch, _bolt_request(body, request))
+        resp = await run_in_threadpool(bolt.dispatch, bolt_request)
         return Response(status_code=resp.status, content=resp.body, headers=resp.first_headers_without_set_cookie())
 
-    async def healthz(request: Request):
+    async def live(request: Request):
+        return JSONResponse({"status": "ok"})
+
+    async def ready(request: Request):
         try:
-            await run_in_threadpool(_check_database, core)
-        except PipeError as exc:
-            return JSONResponse({"status": "unavailable", "message": exc.message}, status_code=503)
+            await run_in_threadpool(runtime.outage.call, _check_database, core)
+        except DatabaseUnavailable:
+            return JSONResponse({"status": "unavailable", "message": OUTAGE_MESSAGE}, status_code=503,
+                                headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        except Exception as exc:  # noqa: BLE001 - e.g. a configuration error; one line, never a traceback
+            return api.error_response(exc, request)
         return JSONResponse({"status": "ok", "slack": bolt is not None})
 
     async def not_found(request: Request, exc: HTTPException):
@@ -75,8 +97,9 @@ def create_asgi_app(core: Settings, bot: BotSettings, *, start_notifier: bool = 
                 await run_in_threadpool(notifier.stop)
 
     app = Starlette(
-        routes=[Route("/slack/events", slack_events, methods=["POST"]), Route("/healthz", healthz, methods=["GET"]),
-                *api.routes(runtime)],
+        routes=[Route("/slack/events", slack_events, methods=["POST"]),
+                Route("/healthz/live", live, methods=["GET"]), Route("/healthz/ready", ready, methods=["GET"]),
+                Route("/healthz", ready, methods=["GET"]), *api.routes(runtime)],
         exception_handlers={HTTPException: not_found, Exception: api.crash},
         lifespan=lifespan,
     )
@@ -106,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--version", action="version", version=f"pipe-server {installed_version()}")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -120,6 +144,13 @@ def main(argv: list[str] | None = None) -> int:
 
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
     return 0
+
+
+def installed_version() -> str:
+    try:
+        return version("chainpipe")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def entrypoint() -> None:

@@ -7,6 +7,7 @@ import json
 import pytest
 from starlette.testclient import TestClient
 
+from bot.api import MAX_BODY
 from core.actor import Actor
 from core.config import load_settings
 from core.grammar import COMMANDS
@@ -66,10 +67,10 @@ def test_grammar_defaults_and_types_apply(server, token):
 
 @pytest.mark.parametrize("body, status, message", [
     ({"pipeline_id": "pipe-000000000000"}, 404, "pipeline not found: pipe-000000000000"),
-    ({}, 422, "start: missing parameter pipeline_id"),
+    ({}, 422, "start: missing argument PIPELINE_ID"),
     ({"pipeline_id": "pipe-000000000000", "colour": "red"}, 422,
-     "start: unknown parameter colour; expected: pipeline_id"),
-    ([1, 2], 422, "the request body must be a JSON object of the command's parameters"),
+     "start: unknown parameter 'colour'; expected: pipeline_id"),
+    ([1, 2], 422, "start: the values must be an object of the command's parameters"),
 ])
 def test_domain_and_input_errors_are_json_with_the_cli_message(server, token, body, status, message):
     resp = call(server, "start", body, token)
@@ -109,18 +110,28 @@ def test_a_revoked_token_is_401(server, api_env, token):
     assert resp.status_code == 401 and resp.json()["message"] == "invalid or revoked token"
 
 
-def test_the_actor_header_needs_a_token_allowed_to_use_it(server, api_env, token):
-    resp = call(server, "create", {"name": "x"}, token, X_Pipe_Actor="github:octocat")
-    assert resp.status_code == 403 and "may not name the actor" in resp.json()["message"]
-    assert call(server, "list", {}, token).json()["result"] == []
-    ci = make_token(api_env, "gha", allow_actor_header=True)
+def test_a_personal_token_acts_as_its_person_and_names_nobody_else(server, api_env):
+    laptop = make_token(api_env, "alice-laptop", person="alice")
+    resp = call(server, "create", {"name": "x"}, laptop, X_Pipe_Actor="github:octocat")
+    assert resp.status_code == 403 and "may not name another actor" in resp.json()["message"]
+    assert call(server, "list", {}, laptop).json()["result"] == []
+    created = call(server, "create", {"name": "x"}, laptop).json()["result"]
+    assert created["created_by"] == "alice"
+    [event] = call(server, "audit", {"pipeline_id": created["id"]}, laptop).json()["result"]
+    assert (event["actor"], event["principal"], event["on_behalf_of"]) == ("alice", "token:alice-laptop", None)
+
+
+def test_a_service_token_keeps_the_claimed_actor_as_on_behalf_of(server, api_env):
+    ci = make_token(api_env, "gha")
     resp = call(server, "create", {"name": "x"}, ci, X_Pipe_Actor="github:octocat", X_Pipe_Surface="github",
                 X_Pipe_Run_Url="https://github.test/o/r/actions/runs/1")
     pid = resp.json()["result"]["id"]
-    assert resp.json()["result"]["created_by"] == "github:octocat"
+    assert resp.json()["result"]["created_by"] == "token:gha"
     [event] = call(server, "audit", {"pipeline_id": pid}, ci).json()["result"]
-    assert (event["actor"], event["surface"], event["run_url"]) == (
-        "github:octocat", "github", "https://github.test/o/r/actions/runs/1")
+    assert (event["actor"], event["principal"], event["on_behalf_of"], event["surface"], event["run_url"]) == (
+        "token:gha", "token:gha", "github:octocat", "github", "https://github.test/o/r/actions/runs/1")
+    bad = call(server, "create", {"name": "y"}, ci, X_Pipe_Actor="github:\x1b[31mocto")
+    assert bad.status_code == 422 and bad.json()["message"].startswith("X-Pipe-Actor must not contain control")
 
 
 def test_an_unknown_surface_is_refused(server, token):
@@ -137,6 +148,7 @@ def test_a_crash_is_500_with_a_reference_and_no_traceback(server, token, caplog)
     assert resp.status_code == 500
     body = resp.json()
     assert body["error"] == "internal error" and body["reference"].startswith("err-")
+    assert body["message"] == f"internal error {body['reference']}: RuntimeError"
     assert "secret internals" not in resp.text and "Traceback" not in resp.text
     assert any(body["reference"] in r.getMessage() and r.exc_info for r in caplog.records)
 
@@ -169,11 +181,128 @@ def test_the_openapi_document_is_valid_and_covers_every_command():
         assert set(schema.get("required", [])) == {p.name for p in command.params if p.required}
 
 
-def test_healthz_needs_no_token(server):
-    resp = server.get("/healthz")
-    assert resp.status_code == 200 and resp.json() == {"status": "ok", "slack": False}
+def test_health_checks_need_no_token(server):
+    assert server.get("/healthz/live").json() == {"status": "ok"}
+    for path in ("/healthz/ready", "/healthz"):
+        resp = server.get(path)
+        assert resp.status_code == 200 and resp.json() == {"status": "ok", "slack": False}
+
+
+def test_a_lost_database_is_503_with_retry_after_and_one_log_line_per_outage(server, token, caplog, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    import bot.api
+
+    def dropped(*args, **kwargs):  # what the driver raises for every query while the database is gone
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
+
+    with monkeypatch.context() as lost:
+        lost.setattr(bot.api, "_token", dropped)
+        for _ in range(3):
+            resp = call(server, "list", {}, token)
+            assert resp.status_code == 503 and resp.headers["retry-after"] == "5"
+            assert resp.json() == {"error": "unavailable", "message": "database unavailable, try again"}
+    assert call(server, "list", {}, token).status_code == 200
+    assert call(server, "list", {}, token).status_code == 200
+    lines = [r.getMessage() for r in caplog.records if r.name == "chainpipe.server"]
+    assert len(lines) == 2 and not [r for r in caplog.records if r.exc_info]
+    assert lines[0] == ("database unavailable: server closed the connection unexpectedly; "
+                        "answering 503 until it is back")
+    assert lines[1].startswith("database available again after ") and "(3 attempts refused meanwhile)" in lines[1]
+
+
+def test_the_core_database_unavailable_error_is_503_too(server, token):
+    from core.errors import ConfigError
+
+    def down(*a, **kw):
+        raise ConfigError("database unavailable: connection refused")
+
+    server.app_ref.state.runtime.run = down
+    resp = call(server, "list", {}, token)
+    assert resp.status_code == 503 and resp.headers["retry-after"] == "5"
+
+
+def refusal_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "chainpipe.refusal"]
+
+
+def test_refused_tokens_and_policies_are_logged_as_one_line_each(server, api_env, token, caplog):
+    laptop = make_token(api_env, "laptop", person="alice")
+    call(server, "list", {}, "cp_wrong")
+    call(server, "create", {"name": "x"}, laptop, X_Pipe_Actor="github:octocat")
+    assert refusal_lines(caplog) == [
+        'refused surface=api principal=anonymous rule=unauthorized command=list detail="invalid or revoked token"',
+        'refused surface=api principal=token:laptop rule="not allowed" command=create '
+        'detail="token laptop is personal: it acts as alice and may not name another actor (X-Pipe-Actor)"',
+    ]
+    assert call(server, "list", {}, token).json()["result"] == []
 
 
 def test_unknown_routes_are_json_404(server):
     resp = server.get("/nope")
     assert resp.status_code == 404 and resp.json()["error"] == "not found"
+
+
+# --- hostile bodies: each a 4xx with one line, never a 500, and nothing changed ---------------------
+
+HOSTILE = [
+    ("[" * 50_000, 400, "the request body is nested too deeply"),
+    ('{"name": ' + "[" * 50_000, 400, "the request body is nested too deeply"),
+    (b'{"name": "caf\xe9"}', 400, "the request body is not UTF-8"),
+    (b"\xff\xfe{}", 400, "the request body is not UTF-8"),
+    ("{nope", 400, "the request body is not valid JSON"),
+    ("\ufeff{}", 400, "the request body is not valid JSON"),
+    ("[1, 2]", 422, "create: the values must be an object of the command's parameters"),
+    ("null", 422, "create: the values must be an object of the command's parameters"),
+    ('"create"', 422, "create: the values must be an object of the command's parameters"),
+    ('{"name": "a\\u0000b"}', 422, "--name must not contain control characters (such as NUL or newlines)"),
+    ('{"name": "\\ud800"}', 422, "--name is not valid UTF-8 text"),
+    ('{"name": {"nested": true}}', 422, "--name must be text, got dict"),
+    ('{"name": "' + "x" * 5000 + '"}', 422, "--name is at most 200 characters, got 5000"),
+]
+
+
+@pytest.mark.parametrize("body, status, message", HOSTILE, ids=range(len(HOSTILE)))
+def test_a_hostile_body_is_a_4xx_with_one_line_and_changes_nothing(server, token, body, status, message):
+    resp = call(server, "create", body, token)
+    assert (resp.status_code, resp.json()["message"]) == (status, message)
+    assert "\n" not in resp.text
+    assert call(server, "list", {}, token).json()["result"] == []
+
+
+@pytest.mark.parametrize("limit", [10**30, "99999999999999999999", "1" * 5000, -1, 1.5, True])
+def test_out_of_range_numbers_are_422_not_a_database_error(server, token, limit):
+    resp = call(server, "list", {"limit": limit}, token)
+    assert resp.status_code == 422 and resp.json()["error"] == "invalid input"
+
+
+def test_a_body_over_the_cap_is_413_before_it_is_read(server, token):
+    resp = call(server, "create", b'{"name": "' + b"x" * MAX_BODY + b'"}', token)
+    assert resp.status_code == 413 and resp.json() == {
+        "error": "too large", "message": f"the request body is larger than {MAX_BODY} bytes"}
+    assert call(server, "list", {}, token).json()["result"] == []
+
+
+def test_a_streamed_body_without_a_length_stops_being_read_at_the_cap():
+    import asyncio
+
+    from starlette.requests import Request
+
+    from bot.api import Refused, read_body
+
+    sent = []
+
+    async def receive():
+        sent.append(1)  # 4 MiB offered, 64 KiB at a time, no Content-Length
+        return {"type": "http.request", "body": b" " * 65536, "more_body": len(sent) < 64}
+
+    request = Request({"type": "http", "method": "POST", "path": "/", "headers": []}, receive)
+    with pytest.raises(Refused) as refused:
+        asyncio.run(read_body(request))
+    assert refused.value.status == 413
+    assert len(sent) == MAX_BODY // 65536 + 1  # it stopped reading once the cap was passed
+
+
+def test_a_stranger_gets_401_whatever_the_body(server):
+    resp = server.post("/api/v1/commands/create", content="[" * 50_000)
+    assert resp.status_code == 401 and resp.json()["error"] == "unauthorized"

@@ -80,6 +80,7 @@ def test_approve_button_decides_as_the_slack_user_and_the_message_loses_its_butt
     assert reply["text"].startswith("You approved gate code-review")
     gate = cli(slack_env, f"show {pid}")["gates"][0]
     assert gate["status"] == "approved" and gate["decided_by"] == "slack:U0BOB"
+    assert [d["principal"] for d in gate["decisions"]] == ["slack:U0BOB"]  # proven by the signature
     slack.drain()
     [update] = fake_slack.calls_to("chat.update")
     assert update.params["ts"] == fake_slack.calls_to("chat.postMessage")[0].params.get("ts", update.params["ts"])

@@ -59,16 +59,17 @@ def test_signed_slash_commands_are_acked_fast_and_unverified_ones_get_401(pipe_s
     sneaky = fake.slash_body("create --name sneaky", user_id="U0EVE", response_url=fake_slack.response_url("x"))
     assert post(server, sneaky, secret="forged").status_code == 401
     assert post(server, sneaky, timestamp=int(time.time()) - 301).status_code == 401
-    body = fake.slash_body("create --name fast --json", user_id="U0ALICE", response_url=fake_slack.response_url("a"))
     latencies = []
-    for _ in range(5):
+    for n in range(5):  # five requests (each its own body: the same one again would be a replay)
+        body = fake.slash_body("create --name fast --json", user_id="U0ALICE",
+                               response_url=fake_slack.response_url(f"a{n}"))
         started = time.perf_counter()
         resp = post(server, body)
         latencies.append(time.perf_counter() - started)
         assert resp.status_code == 200 and resp.content == b""
     assert max(latencies) < 1.0, latencies  # Slack's limit is 3 s
     replies = fake_slack.wait_for("response_url", count=5)
-    assert all(c.path == "/response/a" for c in fake_slack.calls_to("response_url"))  # nothing for the forged ones
+    assert all(c.path.startswith("/response/a") for c in fake_slack.calls_to("response_url"))  # none for forgeries
     assert json.loads(replies[0].params["text"][3:-3])["created_by"] == "slack:U0ALICE"
     median, worst = sorted(latencies)[2] * 1000, max(latencies) * 1000
     print(f"\nslash-command ack over HTTP: median {median:.1f} ms, max {worst:.1f} ms")

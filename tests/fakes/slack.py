@@ -152,14 +152,17 @@ class FakeSlack:
 # --- requests as Slack sends them --------------------------------------------------------------------
 
 
-def sign(body: str, *, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict:
+def sign(body: str, *, secret: str = SIGNING_SECRET, timestamp: int | str | None = None) -> dict:
+    """Slack's signature headers; ``timestamp`` may be any text, to sign a hostile one."""
     ts = str(int(time.time()) if timestamp is None else timestamp)
     digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
     return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
 
 
-def headers_for(body: str, content_type: str, **kw) -> dict:
-    return {"Content-Type": content_type, **sign(body, **kw)}
+def headers_for(body: str, content_type: str, *, retry: int | None = None, **kw) -> dict:
+    """Headers of a signed request; ``retry`` adds Slack's ``X-Slack-Retry-Num`` (not signed, as in Slack)."""
+    retried = {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"} if retry else {}
+    return {"Content-Type": content_type, **sign(body, **kw), **retried}
 
 
 def slash_body(text: str, *, user_id: str, response_url: str, channel_id: str = "C0PIPE") -> str:
