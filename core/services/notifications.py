@@ -46,8 +46,13 @@ def high_water(uow: UnitOfWork, consumer: str) -> int:
     return uow.session.exec(stmt).one() or 0
 
 
-def claim_events(uow: UnitOfWork, consumer: str, *, after: int = 0, limit: int = 50, lease_seconds: float = 30.0):
-    """Claim up to ``limit`` undelivered events with seq > ``after``; returns them as audit views."""
+def claim_events(uow: UnitOfWork, consumer: str, *, after: int = 0, limit: int = 50, lease_seconds: float = 30.0,
+                 pipeline_id: str | None = None):
+    """Claim up to ``limit`` undelivered events with seq > ``after``; returns them as audit views.
+
+    With ``pipeline_id`` only that pipeline's events are claimed: a workflow run drains what
+    concerns its own pipeline and leaves the rest to other claimants.
+    """
     now = uow.now()
     stale_before = now - timedelta(seconds=lease_seconds)
     join = and_(OutboxDelivery.consumer == consumer, OutboxDelivery.audit_seq == AuditEvent.seq)
@@ -58,6 +63,8 @@ def claim_events(uow: UnitOfWork, consumer: str, *, after: int = 0, limit: int =
         .order_by(AuditEvent.seq)
         .limit(limit)
     )
+    if pipeline_id is not None:
+        stmt = stmt.where(AuditEvent.pipeline_id == pipeline_id)
     claimed = []
     for event, delivery in list(uow.session.exec(stmt)):
         if delivery is None:

@@ -37,7 +37,7 @@ def test_no_run_script_interpolates_an_expression():
 
 
 def test_every_output_comes_from_the_run_step_and_is_written_by_the_entrypoint():
-    source = (ROOT / "cli" / "action.py").read_text(encoding="utf-8")
+    source = "\n".join(f.read_text(encoding="utf-8") for f in sorted((ROOT / "cli").glob("action*.py")))
     assert set(META["outputs"]) == set(entry.OUTPUTS)
     for name, spec in META["outputs"].items():
         assert spec["value"] == f"${{{{ steps.run.outputs.{name} }}}}"

@@ -2,7 +2,8 @@
 
 PyGithub talks through requests, so the test needs a real server: this one runs in a thread on
 127.0.0.1, checks the token, validates payloads the way GitHub does (422 for a missing ref or an
-unknown state), answers with GitHub-shaped JSON and records every request.
+unknown state), lists deployments (filtered by ref, task and environment) and statuses newest
+first as GitHub does, answers with GitHub-shaped JSON and records every request.
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 STATES = {"error", "failure", "inactive", "in_progress", "queued", "pending", "success"}
 DEPLOYMENTS = re.compile(r"^/repos/([^/]+)/([^/]+)/deployments$")
@@ -76,9 +80,19 @@ class FakeGitHub:
             return self._send(h, 401, {"message": "Bad credentials"})
         if method == "POST" and self.fail_with:
             return self._send(h, self.fail_with, {"message": "Server Error"})
-        path = h.path.split("?")[0]
+        url = urlsplit(h.path)
+        path = url.path
         if method == "POST" and (m := DEPLOYMENTS.match(path)):
             return self._create_deployment(h, m, body or {})
+        if method == "GET" and DEPLOYMENTS.match(path):
+            query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            listed = [d for d in reversed(self.deployments.values())
+                      if all(d.get(k) == query[k] for k in ("ref", "task", "environment") if k in query)]
+            return self._send(h, 200, listed)
+        if method == "GET" and (m := STATUSES.match(path)):
+            statuses = self.statuses.get(int(m.group(3)))
+            return self._send(h, 404, {"message": "Not Found"}) if statuses is None else \
+                self._send(h, 200, list(reversed(statuses)))
         if method == "GET" and (m := DEPLOYMENT.match(path)):
             dep = self.deployments.get(int(m.group(3)))
             return self._send(h, 200, dep) if dep else self._send(h, 404, {"message": "Not Found"})
@@ -124,10 +138,23 @@ class FakeGitHub:
         self._send(h, 201, status)
 
     @staticmethod
-    def _send(h: BaseHTTPRequestHandler, code: int, payload: dict) -> None:
+    def _send(h: BaseHTTPRequestHandler, code: int, payload: dict | list) -> None:
         data = json.dumps(payload).encode()
         h.send_response(code)
         h.send_header("Content-Type", "application/json; charset=utf-8")
         h.send_header("Content-Length", str(len(data)))
         h.end_headers()
         h.wfile.write(data)
+
+
+@contextmanager
+def fake_github(monkeypatch) -> Iterator[FakeGitHub]:
+    """A running FakeGitHub; mirrors made meanwhile skip PyGithub's 1 s pause between writes."""
+    from cli.github_mirror import DeploymentMirror
+
+    monkeypatch.setitem(DeploymentMirror.__init__.__kwdefaults__, "throttle", False)
+    fake = FakeGitHub().start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
