@@ -50,7 +50,9 @@ def test_the_action_records_through_a_real_server_as_the_github_actor(request, t
 
     [art] = json.loads(pipe(start.env, "artifacts", pid, "--json"))
     assert (art["id"], art["size"], art["surface"]) == (outputs["artifact-id"], 1024, "github")
-    assert "octocat" in art["created_by"] and art["run_url"] == "https://github.com/acme/shop/actions/runs/99"
+    assert art["created_by"] == "token:ci" and art["run_url"] == "https://github.com/acme/shop/actions/runs/99"
+    [event] = [e for e in json.loads(pipe(start.env, "audit", pid, "--json")) if e["entity"] == "artifact"]
+    assert (event["principal"], event["on_behalf_of"]) == ("token:ci", "github:octocat")  # the claim, kept
 
     wrong = subprocess.run([str(BIN / "pipe-action")], env=runner | {"PIPE_ACTION_TOKEN": "not-a-token"},
                            capture_output=True, text=True, timeout=60)
