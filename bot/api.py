@@ -129,6 +129,8 @@ def actor_for(token: dict, headers) -> Actor:
         raise InvalidInput(f"X-Pipe-Surface must be one of {', '.join(SURFACES)}, got {surface!r}")
     principal = f"token:{token['name']}"
     run_url = (headers.get("x-pipe-run-url") or "").strip()[:500] or None
+    if run_url:
+        check_text("X-Pipe-Run-Url", run_url, 500)
     claimed = (headers.get("x-pipe-actor") or "").strip() or None
     if token.get("kind") == "personal":
         if claimed:
