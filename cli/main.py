@@ -156,8 +156,9 @@ def _catalogue_fast_path(argv: list[str]) -> int | None:
 
 def main(argv: list[str] | None = None) -> int:
     from cli.errors import report_crash, say
+    from core.grammar import join_words
 
-    argv = sys.argv[1:] if argv is None else argv
+    argv = join_words(sys.argv[1:] if argv is None else argv)
     try:
         fast = _catalogue_fast_path(argv)
     except Exception as exc:  # noqa: BLE001

@@ -48,6 +48,7 @@ def _sample(name: str, ids: dict) -> list[str] | None:
         "deploys": [pid], "deploy-show": [dep], "rollback": [dep], "deploy-link": [dep, "--external-id", "42"],
         "monitor-record": [pid, "--metric", "cpu", "--value", "3"], "monitor-events": [pid],
         "monitor-status": [pid], "show": [pid], "list": [], "export": [pid], "audit": [pid], "stats": [],
+        "audit-verify": ["--all"],
     }.get(name)
 
 
@@ -160,3 +161,17 @@ def test_shell_completion_completes_commands_and_options(pipe):
     assert set(words.split()) >= {"deploy-strategies", "deploy-update", "deploy-show"}
     pipe.setenv(COMP_WORDS="pipe deploy --st", COMP_CWORD="2")
     assert set(pipe.ok().split()) == {"--strategy", "--status"}
+
+
+def test_audit_verify_is_spelled_as_two_words_and_exits_1_on_a_tampered_row(pipe, env):
+    from sqlalchemy import text
+
+    from core.db import get_engine
+
+    pid = pipe.json("create", "--name", "chained")["id"]
+    pipe.ok("start", pid)
+    assert pipe.json("audit", "verify", pid)["ok"] is True
+    with get_engine(env["PIPE_DATABASE_URL"]).begin() as conn:
+        conn.execute(text("UPDATE audit_events SET reason = 'edited' WHERE pipeline_id = :p"), {"p": pid})
+    code, _, err = pipe("audit", "verify", "--all")
+    assert code == 1 and "broken at row" in err and err.count("\n") == 1
