@@ -1,5 +1,6 @@
-"""The V2 governance commands (SPEC §1.9), as grammar data. Importing this module adds them to
-``core.grammar.COMMANDS``; ``core.grammar`` imports it at its end, so either import order works."""
+"""The governance (V2) commands, as grammar data: governed pipelines and their runs
+(docs/governance.md). Importing this module adds them to ``core.grammar.COMMANDS``;
+``core.grammar`` imports it at its end, so either import order works."""
 
 from __future__ import annotations
 

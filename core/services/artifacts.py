@@ -111,7 +111,7 @@ def list_artifacts(uow: UnitOfWork, actor: Actor, pipeline_id: str, all_versions
     return [artifact_view(a) for a in rows]
 
 
-def find_artifact(uow: UnitOfWork, pipeline_id: str, ref: str) -> Artifact:
+def get_artifact(uow: UnitOfWork, pipeline_id: str, ref: str) -> Artifact:
     """``NAME`` (latest version) or ``NAME@VERSION``."""
     from core.errors import NotFound
 

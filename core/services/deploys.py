@@ -12,7 +12,7 @@ from core.clock import new_id
 from core.machine import DEPLOY, PIPELINE, fire
 from core.models import Deploy
 from core.rules.evidence import deploy_evidence, deploy_refusal, deployer_refusal, reviewed_versions
-from core.services.artifacts import find_artifact
+from core.services.artifacts import get_artifact
 from core.services.common import (
     approvers_by_gate,
     covered_by_gate,
@@ -47,7 +47,7 @@ def record_deploy(
     pipeline = uow.get_pipeline(pipeline_id, lock=True)
     fire(PIPELINE, pipeline, "deploy")
     require_gates_approved(gates_of(uow, pipeline.id))
-    art = find_artifact(uow, pipeline.id, artifact) if artifact else None
+    art = get_artifact(uow, pipeline.id, artifact) if artifact else None
     evidence = _review_evidence(uow, actor, pipeline.id, art)
     positions = {s.name: s.position for s in stages_of(uow, pipeline.id)}
     if "deploy" in positions and positions["deploy"] > positions[pipeline.current_stage]:
@@ -106,13 +106,13 @@ def update_deploy(uow: UnitOfWork, actor: Actor, deploy_id: str, status: str, re
 
 
 def rollback_deploy(uow: UnitOfWork, actor: Actor, deploy_id: str, reason: str | None = None) -> dict:
-    view = roll_back(uow, actor, uow.get_deploy(deploy_id, lock=True), reason)
+    view = apply_rollback(uow, actor, uow.get_deploy(deploy_id, lock=True), reason)
     if view["changed"]:
         uow.commit()
     return view
 
 
-def roll_back(uow: UnitOfWork, actor: Actor, row: Deploy, reason: str | None = None) -> dict:
+def apply_rollback(uow: UnitOfWork, actor: Actor, row: Deploy, reason: str | None = None) -> dict:
     """The rollback step inside the caller's unit of work (which holds the pipeline lock); no commit."""
     if row.status == "rolled-back":
         return deploy_view(row) | {"changed": False}

@@ -33,7 +33,7 @@ from core.rules.metrics import (
     verdict_reason,
     worst,
 )
-from core.services.deploys import roll_back
+from core.services.deploys import apply_rollback
 from core.uow import Actor, UnitOfWork
 from core.views import monitor_event_view
 
@@ -235,7 +235,7 @@ def _auto_rollback(uow: UnitOfWork, actor: Actor, pipeline: Pipeline, dep: Deplo
         return None
     reason = (f"auto_rollback: {a['metric']} unhealthy ({a['reason']}); "
               f"evidence: {', '.join(a['evidence'][:5])}")
-    return roll_back(uow, actor, dep, reason)
+    return apply_rollback(uow, actor, dep, reason)
 
 
 def list_events(

@@ -12,7 +12,6 @@ a live claimant exactly once.
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 
 from sqlalchemy import and_, func, or_, text, update
@@ -200,7 +199,3 @@ def record_gate_message(uow: UnitOfWork, gate_id: str, channel: str, ts: str) ->
     gate.message_channel, gate.message_ts = channel, ts
     uow.commit()
 
-
-def event_data(event: dict) -> dict:
-    data = event.get("data")
-    return data if isinstance(data, dict) else json.loads(data or "{}")

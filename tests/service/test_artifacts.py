@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from core.errors import InvalidInput, InvalidTransition, NotFound
-from core.services.artifacts import add_artifact, find_artifact, list_artifacts
+from core.services.artifacts import add_artifact, get_artifact, list_artifacts
 from core.services.pipelines import cancel_pipeline
 from tests.service.helpers import running_pipeline
 
@@ -90,7 +90,7 @@ def test_find_artifact_by_name_and_version(run, alice, settings):
     for _ in range(3):
         run(add_artifact, alice, pid, name="img", type="docker-image", uri="ghcr.io/acme/img:1")
     with UnitOfWork(settings) as uow:
-        assert find_artifact(uow, pid, "img").version == 3
-        assert find_artifact(uow, pid, "img@2").version == 2
+        assert get_artifact(uow, pid, "img").version == 3
+        assert get_artifact(uow, pid, "img@2").version == 2
         with pytest.raises(NotFound, match="artifact not found in pipeline .*: img@9"):
-            find_artifact(uow, pid, "img@9")
+            get_artifact(uow, pid, "img@9")

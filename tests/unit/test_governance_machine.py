@@ -1,5 +1,5 @@
 """The V2 machines, walked through `fire`: every (state, trigger) pair is either the transition the
-spec (§1.9) names, or refused with InvalidTransition and the status left alone."""
+documentation names, or refused with InvalidTransition and the status left alone."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from core.errors import InvalidTransition
 from core.machine import PIPELINE_V2, RUN_V2, fire
 
-# Written out from SPEC §1.9, not derived from the tables, so a changed table fails here.
+# Written out from docs/governance.md, not derived from the tables, so a changed table fails here.
 PIPELINE_EXPECTED = {
     ("pending", "activate"): "active",
     ("pending", "archive"): "archived",
