@@ -6,9 +6,6 @@ Results leave through here too, so float noise is tidied here once (core.numbers
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
-
 from core.config import Settings, load_settings
 from core.grammar import Command
 from core.numbers import tidy
@@ -19,7 +16,6 @@ def execute(
     values: dict,
     actor,
     settings: Settings | None = None,
-    clock: Callable[[], datetime] | None = None,
     *,
     local: bool = True,
 ):
@@ -30,7 +26,6 @@ def execute(
         return tidy(fn(settings, **values))
     from core.uow import UnitOfWork
 
-    kwargs = {"clock": clock} if clock else {}
-    with UnitOfWork(settings, write=command.kind == "write", **kwargs) as uow:
+    with UnitOfWork(settings, write=command.kind == "write") as uow:
         result = fn(uow, actor, **values)
     return tidy(result)
