@@ -1,157 +1,43 @@
-"""The `pipe` command: a Typer app built from the shared grammar in core.grammar.
+"""The `pipe` command's entry point. The mode is chosen first, before Typer or any database code is
+imported, so remote mode starts in the time it takes to import the grammar:
 
-Each grammar command becomes a Typer command whose signature is generated from its parameters,
-plus `--json` and `--as`. Database code is imported only when a command that needs it runs.
+    remote   a server is set (`pipe login`, or PIPE_SERVER_URL + PIPE_TOKEN): grammar commands run
+             on it through its JSON API, as the token's person (cli/remote_cli.py)
+    direct   otherwise: `pipe` opens the database itself (the Typer app in cli/app.py)
+
+Help, usage errors, catalogue commands and the commands that are not grammar commands always take
+the Typer app. Crashes become one line with a reference here, whichever road was taken.
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 import sys
-from typing import Optional
-
-import typer
-
-try:  # recent Typer releases vendor Click; older ones use the click package
-    from typer import _click as click
-except ImportError:  # pragma: no cover
-    import click
-
-from cli import db, tokens
-from cli.complete import completer
-from core.grammar import COMMANDS, Command, Param
 
 HELP = """chainpipe: delivery pipelines with approval gates, artifacts, deploys and monitoring.
 
-Storage: an SQLite file in your data directory, or PIPE_DATABASE_URL. Actor: --as or PIPE_ACTOR.
+Where it works: on a server, as the person its token names (`pipe login --server URL`, or
+PIPE_SERVER_URL + PIPE_TOKEN); else straight on the database (an SQLite file in your data
+directory, or PIPE_DATABASE_URL), acting as --as or PIPE_ACTOR.
+
 Exit codes: 0 ok, 1 refused by the pipeline's state or policy, 2 bad input or configuration."""
-
-app = typer.Typer(
-    name="pipe",
-    help=HELP,
-    no_args_is_help=True,
-    add_completion=True,
-    rich_markup_mode=None,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-)
-
-_TYPES = {"str": str, "int": int, "bool": bool}
 
 
 def default_actor() -> str:
     if os.environ.get("PIPE_ACTOR"):
         return os.environ["PIPE_ACTOR"]
-    import getpass
+    from core.actor import os_user
 
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+    return os_user()
 
 
-def _typer_param(command: Command, p: Param) -> tuple[object, object]:
-    annotation = _TYPES[p.type]
-    complete = completer(command, p)
-    if p.positional:
-        default = ... if p.required else p.default
-        return (annotation if p.required else Optional[annotation]), typer.Argument(
-            default, help=p.help, metavar=p.label, show_default=False, autocompletion=complete)
-    if not p.required and p.default is None:
-        annotation = Optional[annotation]
-    default = ... if p.required else p.default
-    metavar = None if p.type == "bool" else (p.metavar or p.name.upper())
-    return annotation, typer.Option(default, *p.flags, help=p.help, metavar=metavar,
-                                    show_default=p.default not in (None, False), autocompletion=complete)
+def __getattr__(name: str):
+    """The Typer app (``cli.main.app``), built on first use."""
+    if name == "app":
+        from cli.app import app
 
-
-# Said after the human output when a value was left to its default and the user may not know it.
-DEFAULT_NOTES = {
-    ("create", "template"): "template {value}: the default; choose one with --template (see `pipe templates`)",
-}
-
-
-def _default_notes(ctx: typer.Context, command: Command, values: dict) -> list[str]:
-    return [note.format(value=values[name]) for (cmd, name), note in DEFAULT_NOTES.items()
-            if cmd == command.name and ctx.get_parameter_source(name).name == "DEFAULT"]
-
-
-def make_callback(command: Command):
-    def callback(ctx: typer.Context, **values):
-        json_out = values.pop("json_out")
-        actor = values.pop("as_", None) or default_actor()
-        from cli.run import run_command
-
-        notes = [] if json_out else _default_notes(ctx, command, values)
-        run_command(command, values, actor=actor, json_out=json_out)
-        for note in notes:
-            typer.echo(note)
-
-    params, annotations = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD)], {"ctx": typer.Context}
-    for p in command.params:
-        annotation, default = _typer_param(command, p)
-        params.append(inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, default=default))
-        annotations[p.name] = annotation
-    params.append(inspect.Parameter("json_out", inspect.Parameter.KEYWORD_ONLY,
-                                    default=typer.Option(False, "--json", help="Machine output (JSON) on stdout")))
-    annotations["json_out"] = bool
-    if command.kind != "catalogue":
-        params.append(inspect.Parameter("as_", inspect.Parameter.KEYWORD_ONLY, default=typer.Option(
-            None, "--as", metavar="NAME", help="Who is acting, for the record [env PIPE_ACTOR; default: OS user]")))
-        annotations["as_"] = Optional[str]
-    callback.__signature__ = inspect.Signature(params)
-    callback.__annotations__ = annotations
-    callback.__name__ = command.name.replace("-", "_")
-    callback.__doc__ = command.help
-    return callback
-
-
-for _command in COMMANDS.values():
-    _epilog = "Example: " + "; ".join(_command.examples) if _command.examples else None
-    app.command(_command.name, help=_command.help, epilog=_epilog)(make_callback(_command))
-
-
-# Command groups that are not grammar commands: API tokens and the schema are managed only from a terminal.
-app.add_typer(tokens.app, name="token")
-app.add_typer(db.app, name="db")
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("chainpipe")
-    except PackageNotFoundError:
-        return "unknown (not installed)"
-
-
-def _print_version(value: bool) -> None:
-    if value:
-        typer.echo(f"pipe (chainpipe) {_version()}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: bool = typer.Option(False, "--version", help="Print the version and exit", is_eager=True,
-                                 callback=_print_version),
-) -> None:
-    pass
-
-
-def _catalogue_fast_path(argv: list[str]) -> int | None:
-    """Catalogue commands answer from settings alone; skip Typer's parameter machinery for them."""
-    command = COMMANDS.get(argv[0]) if argv else None
-    if command is None or command.kind != "catalogue" or any(a != "--json" for a in argv[1:]):
-        return None
-    from cli.run import run_command
-
-    try:
-        run_command(command, {}, actor="", json_out="--json" in argv)
-    except typer.Exit as exc:
-        return exc.exit_code
-    return 0
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,32 +46,14 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = join_words(sys.argv[1:] if argv is None else argv)
     try:
-        fast = _catalogue_fast_path(argv)
-    except Exception as exc:  # noqa: BLE001
-        return report_crash(exc)
-    if fast is not None:
-        return fast
-    command = typer.main.get_command(app)
-    try:
-        result = command.main(args=argv, prog_name="pipe", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as exc:
-        # A bare `pipe` asks what there is to do: the help, on stdout, is the answer.
-        sys.stdout.write(exc.format_message() + "\n")
-        return 0
-    except click.exceptions.UsageError as exc:
-        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
-        say(exc.format_message() + hint)
-        return 2
-    except typer.Exit as exc:
-        return exc.exit_code
-    except typer.Abort:
-        say("aborted")
-        return 130
-    except click.exceptions.ClickException as exc:
-        say(exc.format_message())
-        return exc.exit_code
-    except SystemExit as exc:  # shell completion answers and exits
-        return exc.code if isinstance(exc.code, int) else 0
+        from cli.remote_cli import dispatch
+
+        code = dispatch(argv)
+        if code is not None:
+            return code
+        from cli.app import run
+
+        return run(argv)
     except KeyboardInterrupt:
         say("interrupted")
         return 130
@@ -193,7 +61,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except Exception as exc:  # noqa: BLE001 - the one place crashes become a short message
         return report_crash(exc)
-    return result if isinstance(result, int) else 0
 
 
 def entrypoint() -> None:
