@@ -48,6 +48,7 @@ def _sample(name: str, ids: dict) -> list[str] | None:
         "deploys": [pid], "deploy-show": [dep], "rollback": [dep], "deploy-link": [dep, "--external-id", "42"],
         "monitor-record": [pid, "--metric", "cpu", "--value", "3"], "monitor-events": [pid],
         "monitor-status": [pid], "show": [pid], "list": [], "export": [pid], "audit": [pid], "stats": [],
+        "audit-verify": [pid],
         "audit-verify": ["--all"],
     }.get(name)
 
