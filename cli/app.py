@@ -20,7 +20,7 @@ try:  # recent Typer releases vendor Click; older ones use the click package
 except ImportError:  # pragma: no cover
     import click
 
-from cli import db, login, tokens
+from cli import db, login, package_data, tokens
 from cli.complete import completer
 from cli.main import HELP, default_actor
 from cli.output import default_notes
@@ -118,6 +118,7 @@ app.command("login")(login.login)
 app.command("logout")(login.logout)
 app.add_typer(tokens.app, name="token")
 app.add_typer(db.app, name="db")
+app.command("slack-manifest")(package_data.slack_manifest_command())
 
 
 def _version() -> str:

@@ -46,9 +46,11 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = join_words(sys.argv[1:] if argv is None else argv)
     try:
+        from cli.package_data import sample_config
         from cli.remote_cli import dispatch
 
-        code = dispatch(argv)
+        code = sample_config(argv)
+        code = dispatch(argv) if code is None else code
         if code is not None:
             return code
         from cli.app import run
