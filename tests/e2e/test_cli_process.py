@@ -16,6 +16,22 @@ from tests.e2e.conftest import BIN
 
 PIPE = str(BIN / "pipe")
 DATABASE_MODULES = ("sqlalchemy", "sqlmodel", "psycopg", "pydantic")
+# The seed's walkthrough, verbatim (README), leaving stats.json and show.json behind.
+WALKTHROUGH = """
+set -euo pipefail
+pid=$(pipe create --name "用户认证" --template feature --json | jq -r .id)
+pipe start $pid
+pipe stage $pid code
+pipe stage $pid review
+pipe approve $pid --gate code-review
+pipe artifact-add $pid --name build.zip --type binary --path ./dist/build.zip
+dep=$(pipe deploy $pid --strategy canary --target production --json | jq -r .id)
+pipe monitor-record $pid --metric error_rate --value 0.02
+pipe rollback $dep
+pipe rollback $dep
+pipe stats --json > stats.json
+pipe show $pid --json > show.json
+"""
 
 
 @pytest.fixture
@@ -37,22 +53,7 @@ def sh(env: dict, script: str, cwd=None) -> subprocess.CompletedProcess:
 def test_the_seed_walkthrough_runs_verbatim(shell_env, tmp_path):
     (tmp_path / "dist").mkdir()
     (tmp_path / "dist" / "build.zip").write_bytes(b"zip")
-    script = """
-set -euo pipefail
-pid=$(pipe create --name "用户认证" --template feature --json | jq -r .id)
-pipe start $pid
-pipe stage $pid code
-pipe stage $pid review
-pipe approve $pid --gate code-review
-pipe artifact-add $pid --name build.zip --type binary --path ./dist/build.zip
-dep=$(pipe deploy $pid --strategy canary --target production --json | jq -r .id)
-pipe monitor-record $pid --metric error_rate --value 0.02
-pipe rollback $dep
-pipe rollback $dep
-pipe stats --json > stats.json
-pipe show $pid --json > show.json
-"""
-    res = sh(shell_env, script, cwd=tmp_path)
+    res = sh(shell_env, WALKTHROUGH, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert res.stderr == ""
     show = json.loads((tmp_path / "show.json").read_text())
