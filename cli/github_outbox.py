@@ -1,0 +1,81 @@
+"""The `github` outbox consumer: deploy changes from any surface (Action, CLI, Slack, API) mirrored
+as GitHub Deployments.
+
+Audit events are claimed for the consumer ``github`` (core.services.notifications): once each with a
+live claimant, again after a lease when a claimant died, retried on error. A deploy change (record,
+update, rollback) goes through the one mapping, `cli.github_mirror.mirror_event`; a Deployment it
+creates is stored on the deploy with the grammar's ``deploy-link``. Every other event is finished as
+skipped, as is an event older than ``max_age`` (a first drain does not replay a pipeline's history).
+
+``run(command, values)`` runs grammar commands (``deploy-show``, ``deploy-link``) for the consumer:
+in the Action it is the step's own backend, so the link is recorded as the step's actor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from cli.github_mirror import MIRRORED_ACTIONS, DeploymentMirror, Mirrored, mirror_event
+from core.clock import parse_iso, utcnow
+from core.config import Settings
+from core.errors import PipeError
+from core.services import notifications as outbox
+from core.uow import UnitOfWork
+
+CONSUMER = "github"
+MAX_AGE = timedelta(hours=24)
+Runner = Callable[[str, dict], dict]
+
+
+def deliver(github: DeploymentMirror, event: dict, run: Runner, deploy: dict | None = None) -> Mirrored:
+    """Mirror one deploy event (``deploy``: the deploy as it is now, read when not given); never raises:
+    a failure is the outcome, for the outbox to retry and the caller to report."""
+    try:
+        deploy = deploy or run("deploy-show", {"deploy_id": event["entity_id"]})
+        mirrored = mirror_event(github, event, deploy)
+        if mirrored.external_id:
+            run("deploy-link", {"deploy_id": deploy["id"], "external_id": mirrored.external_id})
+        return mirrored
+    except PipeError as exc:
+        return Mirrored(event["entity_id"], exc.message)
+    except Exception as exc:  # noqa: BLE001 - one event must not stop the others; the outbox retries it
+        return Mirrored(event["entity_id"], f"error: {exc.__class__.__name__}")
+
+
+def drain(settings: Settings, github: DeploymentMirror, run: Runner, *, pipeline_id: str | None = None,
+          batch: int = 50, lease_seconds: float = 30.0, max_age: timedelta = MAX_AGE) -> list[Mirrored]:
+    """Claim and deliver undelivered events (of one pipeline, or all); what each deploy change did."""
+    mirrored: list[Mirrored] = []
+    while True:
+        with UnitOfWork(settings) as uow:
+            events = outbox.claim_events(uow, CONSUMER, pipeline_id=pipeline_id, limit=batch,
+                                         lease_seconds=lease_seconds)
+        skipped = []
+        for event in events:
+            reason = _not_mirrored(event, max_age)
+            if reason:
+                skipped.append((event, reason))
+                continue
+            done = deliver(github, event, run)
+            mirrored.append(done)
+            _finish(settings, [(event, done.outcome)])  # at once: a slow GitHub must not outlive the lease
+        _finish(settings, skipped)
+        if len(events) < batch:
+            return mirrored
+
+
+def _not_mirrored(event: dict, max_age: timedelta) -> str | None:
+    if event["entity"] != "deploy" or event["action"] not in MIRRORED_ACTIONS:
+        return "skipped: not a deploy change"
+    if utcnow() - parse_iso(event["at"]) > max_age:
+        return "skipped: older than the outbox max age"
+    return None
+
+
+def _finish(settings: Settings, outcomes: list[tuple[dict, str]]) -> None:
+    if not outcomes:
+        return
+    with UnitOfWork(settings) as uow:
+        for event, outcome in outcomes:
+            outbox.finish_delivery(uow, CONSUMER, event["seq"], outcome, attempt=event["attempt"])
