@@ -9,16 +9,30 @@ import logging
 
 from slack_bolt import App
 from slack_sdk import WebClient
+from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler, RetryHandler
+from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 
-from bot import actions, blocks, commands
+from bot import actions, blocks, commands, home
 from bot.runtime import Runtime
 from bot.settings import BotSettings
 from bot.slack_errors import on_error
 from bot.verify import SlackGuard
 
+# How often one Web API call is retried: rate limits wait out Slack's Retry-After (a burst of gate
+# messages slows down instead of losing messages); a dropped connection or a 500/503 backs off.
+RATE_LIMIT_RETRIES = 10
+CONNECTION_RETRIES = 3
+SERVER_ERROR_RETRIES = 2
+
+
+def retry_handlers() -> list[RetryHandler]:
+    return [RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
+            ConnectionErrorRetryHandler(max_retry_count=CONNECTION_RETRIES),
+            ServerErrorRetryHandler(max_retry_count=SERVER_ERROR_RETRIES)]
+
 
 def web_client(bot: BotSettings) -> WebClient:
-    return WebClient(token=bot.bot_token, base_url=bot.slack_api_url, timeout=10)
+    return WebClient(token=bot.bot_token, base_url=bot.slack_api_url, timeout=10, retry_handlers=retry_handlers())
 
 
 def create_app(bot: BotSettings, runtime: Runtime, client: WebClient | None = None) -> App:
@@ -41,4 +55,5 @@ def register(app: App) -> None:
     app.action(blocks.APPROVE)(actions.approve_button)
     app.action(blocks.REJECT)(actions.reject_button)
     app.view(blocks.REJECT_MODAL)(actions.reject_submitted)
+    app.event("app_home_opened")(home.app_home_opened)
     app.error(on_error)

@@ -1,7 +1,10 @@
 """A fake Slack: a real HTTP server in the test process that answers the Web API methods the bot
 uses (and response_url posts) the way Slack does, and records every call; plus builders for
 signed requests shaped exactly as Slack sends them (slash commands, block_actions,
-view_submission)."""
+view_submission).
+
+Like Slack it can rate-limit a method (``limit(method, per_second)``: HTTP 429 with ``Retry-After``
+beyond that many calls in a second) and be down (``down = True``: HTTP 503 for every method)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,6 +32,7 @@ class Call:
     path: str
     token: str | None
     at: float = field(default_factory=time.monotonic)
+    status: int = 200
 
 
 class FakeSlack:
@@ -37,6 +42,9 @@ class FakeSlack:
         self._cond = threading.Condition()
         self._ts = itertools.count(1)
         self.fail: dict[str, str] = {}  # method -> Slack error code to answer with (once)
+        self.down = False  # True: every Web API method answers 503
+        self._limits: dict[str, int] = {}  # method -> calls allowed per second
+        self._window: dict[str, list[float]] = {}  # method -> when the calls of the current second came
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
@@ -85,6 +93,25 @@ class FakeSlack:
         with self._cond:
             self.calls.clear()
 
+    def limit(self, method: str, per_second: int) -> None:
+        """Rate-limit ``method`` as Slack does: beyond ``per_second`` calls in a second, 429 with
+        ``Retry-After`` (the seconds until the window has room again)."""
+        self._limits[method] = per_second
+
+    def _retry_after(self, method: str) -> int | None:
+        """None when the call may go through (and it is counted); else the seconds to wait."""
+        allowed = self._limits.get(method)
+        if allowed is None:
+            return None
+        now = time.monotonic()
+        with self._cond:
+            recent = [t for t in self._window.get(method, []) if now - t < 1.0]
+            if len(recent) >= allowed:
+                self._window[method] = recent
+                return max(1, math.ceil(1.0 - (now - recent[0])))
+            self._window[method] = [*recent, now]
+        return None
+
     # --- the server ----------------------------------------------------------------------------------
 
     def _answer(self, method: str, params: dict) -> dict:
@@ -108,6 +135,8 @@ class FakeSlack:
             return {"ok": True, "channel": params.get("channel"), "ts": ts, "text": params.get("text")}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": f"{1700000000 + next(self._ts)}.000200"}
+        if method == "views.publish":
+            return {"ok": True, "view": {"id": "V0HOME", **(params.get("view") or {})}}
         if method == "views.open":
             return {"ok": True, "view": {"id": "V0FAKE", "type": "modal", **(params.get("view") or {})}}
         return {"ok": False, "error": "unknown_method"}
@@ -129,10 +158,17 @@ class FakeSlack:
                     if isinstance(params.get(key), str):
                         params[key] = json.loads(params[key])
                 token = (self.headers.get("Authorization") or "").removeprefix("Bearer ") or params.get("token")
+                status, extra = 200, {}
+                method = self.path.removeprefix("/api/")
                 if self.path.startswith("/response/"):
                     call, body, ctype = Call("response_url", params, self.path, None), b"ok", "text/plain"
+                elif fake.down or (wait := fake._retry_after(method)) is not None:
+                    status = 503 if fake.down else 429
+                    extra = {} if fake.down else {"Retry-After": str(wait)}
+                    call = Call(method, params, self.path, token, status=status)
+                    error = "service_unavailable" if fake.down else "ratelimited"
+                    body, ctype = json.dumps({"ok": False, "error": error}).encode(), "application/json"
                 else:
-                    method = self.path.removeprefix("/api/")
                     call = Call(method, params, self.path, token)
                     answer = fake._answer(method, params) if token == BOT_TOKEN else {
                         "ok": False, "error": "invalid_auth"}
@@ -140,7 +176,9 @@ class FakeSlack:
                 with fake._cond:
                     fake.calls.append(call)
                     fake._cond.notify_all()
-                self.send_response(200)
+                self.send_response(status)
+                for key, value in extra.items():
+                    self.send_header(key, value)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -218,3 +256,14 @@ def view_submission_body(*, view: dict, reason: str | None, user_id: str) -> str
         "enterprise": None,
     }
     return urlencode({"payload": json.dumps(payload)})
+
+
+def app_home_opened_body(*, user_id: str, tab: str = "home") -> str:
+    """An Events API callback as Slack sends it when a person opens the app's Home tab."""
+    return json.dumps({
+        "token": "verification-token-unused", "team_id": TEAM["id"], "api_app_id": APP_ID, "type": "event_callback",
+        "event": {"type": "app_home_opened", "user": user_id, "channel": "D0HOME", "tab": tab,
+                  "event_ts": f"{time.time():.6f}"},
+        "event_id": f"Ev{int(time.time() * 1000)}", "event_time": int(time.time()), "authorizations": [],
+        "is_ext_shared_channel": False,
+    })
