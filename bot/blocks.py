@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from bot.web.links import pipeline_url
 from core.grammar import COMMANDS, usage
 
 APPROVE = "gate_approve"
@@ -46,6 +47,9 @@ def gate_message(notice: dict) -> tuple[str, list[dict]]:
     state = g["status"]
     title = f"{ICONS.get(state, '')} Gate *{g['name']}* of pipeline *{p['name']}* (`{p['id']}`) — stage *{g['stage']}*"
     lines = [title.strip(), f"Template `{p['template']}` · pipeline {p['status']} at stage {p['current_stage'] or '-'}"]
+    link = pipeline_url(p["id"])
+    if link:
+        lines.append(f"<{link}|Open pipeline {p['id']} in the web view>")
     blocks = [_section("\n".join(lines))]
     blocks.append(_section(artifact_lines(notice["artifacts"])))
     blocks.append(_section(decision_summary(g)))

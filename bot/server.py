@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot import api
+from bot import api, web
 from bot.outage import MESSAGE as OUTAGE_MESSAGE
 from bot.outage import RETRY_AFTER_SECONDS, DatabaseUnavailable
 from bot.runtime import Runtime, log_refusal
@@ -99,7 +99,7 @@ def create_asgi_app(core: Settings, bot: BotSettings, *, start_notifier: bool = 
     app = Starlette(
         routes=[Route("/slack/events", slack_events, methods=["POST"]),
                 Route("/healthz/live", live, methods=["GET"]), Route("/healthz/ready", ready, methods=["GET"]),
-                Route("/healthz", ready, methods=["GET"]), *api.routes(runtime)],
+                Route("/healthz", ready, methods=["GET"]), *api.routes(runtime), web.mount(runtime)],
         exception_handlers={HTTPException: not_found, Exception: api.crash},
         lifespan=lifespan,
     )

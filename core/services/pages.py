@@ -1,0 +1,262 @@
+"""Read models for the web pages and the Slack App Home: the board, one pipeline in full, a metric's
+series, DORA per week, and what waits for one person.
+
+Every read is bounded: a LIMIT over an index (pipelines by status or template, deploys by pipeline
+or target, monitor events by (pipeline or deploy, metric, seq), verdicts by (pipeline, metric)), so
+a page costs the same with ten pipelines or ten thousand.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, text
+from sqlmodel import select
+
+from core.catalogue import PIPELINE_STATUSES, check_choice
+from core.clock import iso
+from core.errors import InvalidInput
+from core.models import Approval, Deploy, Gate, MonitorEvent, Pipeline, VerdictEvent
+from core.rules.gates import can_decide, gate_state
+from core.rules.metrics import worst
+from core.services.audit import heads, stream_rows
+from core.services.monitoring import assess, latest_deploy
+from core.services.queries import audit_log, show_pipeline
+from core.uow import UnitOfWork
+from core.views import approval_view, deploy_view, pipeline_view
+
+BOARD_PER_STATUS = 25
+SERIES_MAX = 20000  # the newest events a chart reads; it draws at most ~1000 of them (bot/web/svg.py)
+AUDIT_ROWS = 200
+DEPLOY_ROWS = 50
+MAX_WEEKS = 52
+HOME_GATES = 100
+HOME_ROWS = 10
+TARGETS_MAX = 50
+
+
+# ---- the board ----------------------------------------------------------------------------------
+
+def board(uow: UnitOfWork, status: str | None = None, template: str | None = None,
+          target: str | None = None, per_status: int = BOARD_PER_STATUS) -> dict:
+    """The newest pipelines of each status (filtered), with waiting gates and the last deploy."""
+    statuses = [check_choice("status", status, PIPELINE_STATUSES)] if status else list(PIPELINE_STATUSES)
+    if template:
+        check_choice("template", template, sorted(uow.settings.templates))
+    columns = {s: _board_rows(uow, s, template, target, per_status) for s in statuses}
+    rows = [p for ps in columns.values() for p in ps]
+    gates = _pending_gates(uow, rows)
+    deploys = _last_deploys(uow, [p.id for p in rows])
+    verdicts = deploy_verdicts(uow, [d.id for d in deploys.values()])
+
+    def card(p: Pipeline) -> dict:
+        dep = deploys.get(p.id)
+        return pipeline_view(p) | {
+            "gates": [{"name": g.name, "stage": g.stage, "state": gate_state(p, g)} for g in gates.get(p.id, [])],
+            "last_deploy": (deploy_view(dep) | {"verdict": verdicts.get(dep.id, "unknown")}) if dep else None,
+        }
+
+    return {"filters": {"status": status, "template": template, "target": target},
+            "columns": [{"status": s, "pipelines": [card(p) for p in ps]} for s, ps in columns.items()]}
+
+
+def _board_rows(uow, status, template, target, limit) -> list[Pipeline]:
+    stmt = select(Pipeline).where(Pipeline.status == status)
+    if template:
+        stmt = stmt.where(Pipeline.template == template)
+    if target:
+        deployed = select(Deploy.pipeline_id).where(Deploy.target == target)
+        stmt = stmt.where(Pipeline.id.in_(deployed))
+    return list(uow.session.exec(stmt.order_by(Pipeline.seq.desc()).limit(limit)))
+
+
+def _pending_gates(uow, pipelines: list[Pipeline]) -> dict[str, list[Gate]]:
+    out: dict[str, list[Gate]] = {}
+    if not pipelines:
+        return out
+    stmt = select(Gate).where(Gate.pipeline_id.in_([p.id for p in pipelines]), Gate.status == "pending")
+    for g in uow.session.exec(stmt.order_by(Gate.seq)):
+        out.setdefault(g.pipeline_id, []).append(g)
+    return out
+
+
+def _last_deploys(uow, pipeline_ids: list[str]) -> dict[str, Deploy]:
+    if not pipeline_ids:
+        return {}
+    newest = (select(func.max(Deploy.seq)).where(Deploy.pipeline_id.in_(pipeline_ids))
+              .group_by(Deploy.pipeline_id))
+    return {d.pipeline_id: d for d in uow.session.exec(select(Deploy).where(Deploy.seq.in_(newest)))}
+
+
+def deploy_verdicts(uow, deploy_ids: list[str]) -> dict[str, str]:
+    """Each deploy's overall verdict: the worst of its metrics' latest verdicts."""
+    if not deploy_ids:
+        return {}
+    latest: dict[tuple[str, str], str] = {}
+    stmt = select(VerdictEvent.deploy_id, VerdictEvent.metric, VerdictEvent.verdict).where(
+        VerdictEvent.deploy_id.in_(deploy_ids)).order_by(VerdictEvent.seq)
+    for deploy_id, metric, verdict in uow.session.exec(stmt):
+        latest[(deploy_id, metric)] = verdict
+    out: dict[str, list[str]] = {}
+    for (deploy_id, _), verdict in latest.items():
+        out.setdefault(deploy_id, []).append(verdict)
+    return {d: worst(v) for d, v in out.items()}
+
+
+# ---- one pipeline -------------------------------------------------------------------------------
+
+def pipeline_page(uow: UnitOfWork, pipeline_id: str) -> dict:
+    """Everything the pipeline page shows; the audit chain is verified on the way."""
+    from core.rules.chain import verify_rows
+    from core.services.artifacts import list_artifacts
+    from core.services.monitoring import metrics_of
+
+    shown = show_pipeline(uow, None, pipeline_id)
+    deploys = list(uow.session.exec(select(Deploy).where(Deploy.pipeline_id == pipeline_id)
+                                    .order_by(Deploy.seq.desc()).limit(DEPLOY_ROWS)))
+    verdicts = deploy_verdicts(uow, [d.id for d in deploys])
+    chain = f"pipeline:{pipeline_id}"
+    report = verify_rows(stream_rows(uow, chain), heads(uow, chain))
+    return shown | {
+        "artifacts": list_artifacts(uow, None, pipeline_id, all_versions=True),
+        "deploys": [deploy_view(d) | {"verdict": verdicts.get(d.id, "unknown")} for d in deploys],
+        "audit": audit_log(uow, None, pipeline_id, limit=AUDIT_ROWS),
+        "chain": report.as_dict() | {"line": report.broken.line() if report.broken else None},
+        "metric_names": metrics_of(uow, pipeline_id),
+    }
+
+
+# ---- a metric's series --------------------------------------------------------------------------
+
+def metric_series(uow: UnitOfWork, pipeline_id: str, metric: str, deploy: str | None = None) -> dict:
+    """The points of one metric (of the pipeline, or of one deploy), its rule, baseline, verdict
+    changes and the pipeline's deploys and rollbacks, for a chart."""
+    pipeline = uow.get_pipeline(pipeline_id)
+    dep = _deploy_of(uow, pipeline_id, deploy) if deploy else latest_deploy(uow, pipeline_id)
+    by, key = (MonitorEvent.deploy_id, deploy) if deploy else (MonitorEvent.pipeline_id, pipeline_id)
+    stmt = (select(MonitorEvent.recorded_at, MonitorEvent.value, MonitorEvent.unit)
+            .where(by == key, MonitorEvent.metric == metric)
+            .order_by(MonitorEvent.seq.desc()).limit(SERIES_MAX))
+    rows = list(uow.session.exec(stmt))[::-1]
+    rule = uow.settings.metric_rules.get(metric)
+    judged = assess(uow, pipeline_id, dep, metric, rule, with_trend=False)
+    band = _baseline_band(uow, dep, metric, rule)
+    verdicts = uow.session.exec(
+        select(VerdictEvent).where(VerdictEvent.pipeline_id == pipeline_id, VerdictEvent.metric == metric)
+        .order_by(VerdictEvent.seq.desc()).limit(200))
+    deploys = uow.session.exec(select(Deploy).where(Deploy.pipeline_id == pipeline_id)
+                               .order_by(Deploy.seq.desc()).limit(DEPLOY_ROWS))
+    return {
+        "pipeline": pipeline_view(pipeline), "metric": metric, "deploy_id": dep.id if dep else None,
+        "unit": next((u for _, _, u in reversed(rows) if u), None),
+        "points": [(at, value) for at, value, _ in rows],
+        "rule": rule.as_dict() if rule else None,
+        "baseline": judged["baseline"], "band": band, "verdict": judged["verdict"], "reason": judged["reason"],
+        "verdicts": [{"at": v.at, "verdict": v.verdict, "previous": v.previous, "deploy_id": v.deploy_id}
+                     for v in verdicts if not deploy or v.deploy_id == deploy][::-1],
+        "deploys": [{"id": d.id, "at": d.created_at, "target": d.target, "status": d.status,
+                     "rolled_back_at": d.rolled_back_at, "rollback_reason": d.rollback_reason}
+                    for d in deploys][::-1],
+    }
+
+
+def _deploy_of(uow, pipeline_id: str, deploy: str) -> Deploy:
+    dep = uow.get_deploy(deploy)
+    if dep.pipeline_id != pipeline_id:
+        raise InvalidInput(f"deploy {deploy} belongs to pipeline {dep.pipeline_id}, not {pipeline_id}")
+    return dep
+
+
+def _baseline_band(uow, dep, metric: str, rule) -> tuple[float, float] | None:
+    """The spread (lowest, highest) of the events the deploy's baseline is the mean of."""
+    from core.services.monitoring import find_baseline
+
+    if dep is None or rule is None:
+        return None
+    first = uow.session.exec(select(MonitorEvent.seq).where(MonitorEvent.deploy_id == dep.id,
+                                                            MonitorEvent.metric == metric)
+                             .order_by(MonitorEvent.seq).limit(1)).first()
+    found = find_baseline(uow, dep, metric, rule, first)
+    if not found:
+        return None
+    values = [r.value for r in found["rows"]]
+    return min(values), max(values)
+
+
+# ---- DORA per week ------------------------------------------------------------------------------
+
+def dora_weeks(uow: UnitOfWork, weeks: int = 12, target: str | None = None) -> dict:
+    """The four figures of each of the last ``weeks`` whole-or-current weeks (Monday 00:00 UTC),
+    computed by ``core.services.dora.dora_figures``: the definitions of ``pipe stats --explain``."""
+    from core.services.dora import DEFINITIONS, dora_figures
+
+    if not 1 <= weeks <= MAX_WEEKS:
+        raise InvalidInput(f"weeks must be between 1 and {MAX_WEEKS}, got {weeks}")
+    now = uow.now()
+    monday = (now - timedelta(days=now.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+    starts = [monday - timedelta(weeks=i) for i in range(weeks - 1, -1, -1)]
+    rows = []
+    for start in starts:
+        end = min(start + timedelta(weeks=1), now)
+        if end > start:
+            rows.append(dora_figures(uow, since=iso(start), until=iso(end), target=target))
+    return {"weeks": rows, "target": target, "targets": deploy_targets(uow), "definitions": dict(DEFINITIONS)}
+
+
+_TARGETS_SQL = text("""
+WITH RECURSIVE t(target, n) AS (
+  SELECT MIN(target), 1 FROM deploys
+  UNION ALL
+  SELECT (SELECT MIN(d.target) FROM deploys d WHERE d.target > t.target), n + 1
+  FROM t WHERE t.target IS NOT NULL AND n < :limit
+)
+SELECT target FROM t WHERE target IS NOT NULL
+""")
+
+
+def deploy_targets(uow: UnitOfWork, limit: int = TARGETS_MAX) -> list[str]:
+    """Distinct deploy targets: one seek on the (target, created_at) index per name."""
+    return [r[0] for r in uow.session.execute(_TARGETS_SQL, {"limit": limit})]
+
+
+# ---- the Slack App Home -------------------------------------------------------------------------
+
+def home(uow: UnitOfWork, person: str) -> dict:
+    """What waits for ``person`` (open gates they may decide), their recent decisions, and the
+    last deploy to each target."""
+    stmt = (select(Pipeline, Gate).join(Gate, Gate.pipeline_id == Pipeline.id)
+            .where(Pipeline.status == "running", Gate.status == "pending", Gate.stage == Pipeline.current_stage)
+            .order_by(Pipeline.seq.desc()).limit(HOME_GATES))
+    waiting = [
+        {"pipeline": pipeline_view(p), "gate": g.name, "stage": g.stage, "required": g.required_approvals}
+        for p, g in uow.session.exec(stmt)
+        if gate_state(p, g) == "open" and can_decide(p, g, person, uow.settings.policy(g.name)).allowed
+    ]
+    decided = uow.session.exec(select(Approval, Gate.name).join(Gate, Gate.id == Approval.gate_id)
+                               .where(Approval.person == person).order_by(Approval.seq.desc()).limit(HOME_ROWS))
+    return {"person": person, "waiting": waiting,
+            "decisions": [approval_view(a) | {"pipeline_id": a.pipeline_id, "gate": name} for a, name in decided],
+            "deploys": last_deploy_per_target(uow)}
+
+
+def last_deploy_per_target(uow: UnitOfWork, limit: int = HOME_ROWS) -> list[dict]:
+    out = []
+    for target in deploy_targets(uow, limit):
+        dep = uow.session.exec(select(Deploy).where(Deploy.target == target)
+                               .order_by(Deploy.created_at.desc(), Deploy.seq.desc()).limit(1)).first()
+        out.append(dep)
+    verdicts = deploy_verdicts(uow, [d.id for d in out])
+    return [deploy_view(d) | {"verdict": verdicts.get(d.id, "unknown")} for d in out]
+
+
+# ---- web sessions -------------------------------------------------------------------------------
+
+def personal_token(uow: UnitOfWork, token_id: str) -> dict | None:
+    """The token a web session was opened with, while it is active and personal; else None."""
+    from core.models import ApiToken
+    from core.services.tokens import token_view
+
+    row = uow.session.exec(select(ApiToken).where(ApiToken.id == token_id)).first()
+    if row is None or row.revoked_at is not None or row.kind != "personal" or not row.person:
+        return None
+    return token_view(row)
