@@ -25,6 +25,7 @@ from core.grammar import COMMANDS
 from core.services.tokens import create_token, revoke_token
 from core.uow import UnitOfWork
 from tests.adapters.conftest import FOREIGN_ENV, Result, assert_refused
+from tests.fakes.api import FakeApi
 
 PERSON_TOKEN = "alice-laptop"
 
@@ -271,11 +272,11 @@ def test_what_click_accepts_and_the_grammar_parser_does_not_still_goes_to_the_se
 
 
 def test_catalogue_commands_answer_here_even_when_the_server_is_down(remote, direct, tmp_path):
-    down = {"PIPE_SERVER_URL": "http://127.0.0.1:9", "PIPE_SERVER_TIMEOUT": "0.5"}
+    down = {"PIPE_SERVER_URL": FakeApi.closed_port(), "PIPE_SERVER_TIMEOUT": "0.5"}
     for args in (["templates", "--json"], ["stages"], ["statuses", "--json"], ["enums-v2", "--json"]):
         assert remote(*args, **down) == direct(*args)
     refused = remote("list", **down)
-    assert_refused(refused, 2, "cannot reach http://127.0.0.1:9 (connection refused) after ")
+    assert_refused(refused, 2, f"cannot reach {down['PIPE_SERVER_URL']} (connection refused) after ")
 
 
 def test_token_and_db_are_refused_in_remote_mode_and_direct_mode_can_be_asked_for(remote):
@@ -329,8 +330,9 @@ def test_a_refused_token_is_not_stored(member, env):
 
 
 def test_an_unreachable_server_stores_nothing(member):
-    refused = member("login", "--server", "http://127.0.0.1:9", stdin=member.token, PIPE_SERVER_TIMEOUT="0.5")
-    assert_refused(refused, 2, "cannot reach http://127.0.0.1:9")
+    down = FakeApi.closed_port()
+    refused = member("login", "--server", down, stdin=member.token, PIPE_SERVER_TIMEOUT="0.5")
+    assert_refused(refused, 2, f"cannot reach {down} (connection refused)")
     assert not member.credentials.exists()
 
 
@@ -357,3 +359,26 @@ def test_an_http_server_that_is_not_local_is_warned_about(member):
     assert _warnings("http://pipe.internal:8080") == [
         "http://pipe.internal:8080 is plain http: the token crosses the network unencrypted; prefer https"]
     assert _warnings("https://pipe.example.com") == [] and _warnings(member.api.url) == []
+
+
+def test_what_reaches_the_server_is_the_digest_and_a_crash_there_is_exit_3_here(capsys, client_env, tmp_path):
+    from tests.fakes.api import Answer
+
+    api = FakeApi().start()
+    try:
+        pipe = Pipe(capsys, client_env | {"PIPE_SERVER_URL": api.url, "PIPE_TOKEN": "cp_fake"}, tmp_path)
+        (tmp_path / "a.txt").write_bytes(b"hello")
+        api.answer(Answer(200, {"result": {"id": "art-0123456789ab", "name": "a", "version": 1, "type": "log",
+                                           "digest": "sha256:x", "size": 5}}))
+        assert pipe.ok("artifact-add", "pipe-1", "--name", "a", "--type", "log", "--path", "a.txt").startswith(
+            "art-0123456789ab  a v1  log")
+        [seen] = api.seen
+        assert seen.headers["authorization"] == "Bearer cp_fake"
+        assert seen.json() == {"pipeline_id": "pipe-1", "name": "a", "type": "log", "size": 5,
+                               "digest": "sha256:" + hashlib.sha256(b"hello").hexdigest()}
+        api.answer(Answer(500, {"error": "internal error", "reference": "err-0badc0de",
+                                "message": "internal error err-0badc0de: KeyError"}))
+        assert_refused(pipe("show", "pipe-1"), 3, "the server hit an internal error err-0badc0de: KeyError")
+        assert not (Path(client_env["HOME"]) / "data").exists()  # the traceback is in the server's log, not here
+    finally:
+        api.stop()
