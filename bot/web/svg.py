@@ -58,7 +58,8 @@ def fmt(value: float) -> str:
 
 class _Scale:
     def __init__(self, chart: Chart, drawn: list[tuple[datetime, float]]):
-        times = [t for t, _ in drawn] + [t for t, _ in chart.markers] + [t for t, _ in chart.rules]
+        # Every point's time, with a value or not, so an empty week still has its place on the axis.
+        times = [t for t, _ in chart.points] + [t for t, _ in chart.markers] + [t for t, _ in chart.rules]
         values = [v for _, v in drawn] + [v for _, v in chart.thresholds]
         values += [chart.baseline] if chart.baseline is not None else []
         values += list(chart.band or ())
@@ -67,7 +68,7 @@ class _Scale:
             self.t0, self.t1 = self.t0 - 1, self.t1 + 1
         lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
         pad = (hi - lo) * 0.08 or abs(hi) * 0.1 or 1.0
-        self.v0, self.v1 = lo - pad, hi + pad
+        self.v0, self.v1 = (max(lo - pad, 0.0) if lo >= 0 else lo - pad), hi + pad
         self.w, self.h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
     def x(self, t: datetime) -> float:
@@ -88,6 +89,12 @@ def _shape(kind: str, x: float, y: float, colour: str) -> str:
     return f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5" fill="none" stroke="{colour}" stroke-width="2"/>'
 
 
+def _time_format(span_seconds: float) -> str:
+    if span_seconds < 2 * 3600:
+        return "%H:%M:%S"
+    return "%m-%d %H:%M" if span_seconds < 3 * 86400 else "%Y-%m-%d"
+
+
 def _axes(s: _Scale) -> list[str]:
     out = ['<g class="axes" stroke="#8c959f" font-size="11" fill="#24292f">',
            f'<line x1="{LEFT}" y1="{TOP + s.h}" x2="{LEFT + s.w}" y2="{TOP + s.h}"/>',
@@ -98,7 +105,7 @@ def _axes(s: _Scale) -> list[str]:
         out.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" stroke="none">{fmt(v)}</text>')
         t = s.t0 + (s.t1 - s.t0) * i / 4
         x = LEFT + s.w * i / 4
-        label = datetime.fromtimestamp(t, timezone.utc).strftime("%m-%d %H:%M")
+        label = datetime.fromtimestamp(t, timezone.utc).strftime(_time_format(s.t1 - s.t0))
         out.append(f'<text x="{x:.1f}" y="{TOP + s.h + 16}" text-anchor="middle" stroke="none">{label}</text>')
     out.append("</g>")
     return out
