@@ -4,7 +4,9 @@ Slack posts and updates, at least once, each event once per consumer.
 - gates: when a pipeline reaches a gated stage (``start``, ``stage``, ``retry``, ``resume``) the
   gate message is posted and its channel/ts stored on the gate; every later gate or pipeline event
   updates it (``chat.update``) from the gate's current state, so stale buttons disappear;
-- deploys recorded, finished or rolled back, and unhealthy verdicts, are posted to the channel.
+- deploys recorded, finished or rolled back, and unhealthy verdicts, are posted to the channel;
+- a GitHub protection rule held on a pipeline (and its answer) shows on the gate messages, with the
+  environment, ref, sha and a link to the run.
 
 On PostgreSQL one replica at a time drains (a session advisory lock), so events of one gate are
 handled in order; claims (``core.services.notifications``) keep delivery to once per event even
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from datetime import timedelta
 
@@ -24,10 +25,13 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy import text
 
 from bot import blocks
+from bot.github_blocks import held_blocks
 from bot.outage import Outage, is_outage
+from bot.poller import Poller
 from core.clock import parse_iso, utcnow
 from core.config import Settings
 from core.services import notifications as outbox
+from core.services import protection
 from core.uow import UnitOfWork
 
 log = logging.getLogger("chainpipe.notifier")
@@ -42,50 +46,26 @@ class GateMessageBusy(Exception):
     """Another drainer holds the right to post this gate's message."""
 
 
-class Notifier:
+class Notifier(Poller):
+    thread_name = "pipe-notifier"
+
     def __init__(self, settings: Settings, client: WebClient, channel: str, *, lease: float = 30.0,
                  max_age_hours: float = 24.0, batch: int = 50, poll_interval: float = 1.0,
                  outage: Outage | None = None):
+        super().__init__(poll_interval=poll_interval, batch=batch, outage=outage, log=log)
         self.settings, self.client, self.channel = settings, client, channel
-        # Shared with the request handlers, so an outage is logged once for the whole server.
-        self.outage = outage or Outage()
-        self.lease, self.max_age, self.batch = lease, timedelta(hours=max_age_hours), batch
-        self.poll_interval = poll_interval
+        self.lease, self.max_age = lease, timedelta(hours=max_age_hours)
         self._floor: int | None = None  # None: scan the whole log once (start-up)
-        self._wake = threading.Event()
-        self._stop = threading.Event()
         self._leader = None
-        self._thread: threading.Thread | None = None
         # What each gate message shows now (by ts), so an event that changes nothing visible
         # costs no chat.update. Lost on restart: then the first event updates once more.
         self._shown: dict[str, str] = {}
 
-    # --- the loop -----------------------------------------------------------------------------
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="pipe-notifier", daemon=True)
-        self._thread.start()
+    # --- the loop (bot.poller) ------------------------------------------------------------------
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        super().stop()
         self._release_leader()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                while self.outage.call(self.drain_once) >= self.batch and not self._stop.is_set():
-                    pass
-            except Exception as exc:  # noqa: BLE001 - keep draining; the next poll retries
-                if not is_outage(exc):  # an outage was logged once, by self.outage
-                    log.exception("outbox drain failed")
-            self._wake.wait(self.poll_interval)
-            self._wake.clear()
 
     def drain_once(self) -> int:
         """Claim and deliver one batch; returns how many events were handled."""
@@ -159,6 +139,8 @@ class Notifier:
         entity, action = event["entity"], event["action"]
         if entity == "gate" and event.get("pipeline_id"):
             return self._sync_gates(event["pipeline_id"], only=event["entity_id"], may_post=action == "reopen")
+        if entity == "deployment-request" and event.get("pipeline_id"):  # GitHub holds (or was told)
+            return self._sync_gates(event["pipeline_id"], may_post=action == "request")
         if entity in ("pipeline", "artifact") and event.get("pipeline_id"):
             entered = event.get("to") if action == "stage" else None
             return self._sync_gates(event["pipeline_id"], may_post=action in POST_ACTIONS, entered=entered)
@@ -195,9 +177,11 @@ class Notifier:
         with UnitOfWork(self.settings, write=False) as uow:
             gates = outbox.pipeline_gates(uow, pipeline_id)
             notices = {g["id"]: outbox.gate_notice(uow, g["id"]) for g in gates if only in (None, g["id"])}
+            held = held_blocks(protection.requests_of(uow, pipeline_id))
         done = []
         for gate_id, notice in notices.items():
             text_, blocks_ = blocks.gate_message(notice)
+            blocks_ = blocks_ + held
             where = notice["message"]
             rendered = json.dumps(blocks_, sort_keys=True)
             if (where["ts"] or "").startswith(outbox.POSTING):

@@ -1,5 +1,6 @@
-"""`pipe-server`: one ASGI app — Slack (``POST /slack/events``), the JSON API (``/api/v1/…``) and
-the health checks — plus the outbox notifier as a background thread, under uvicorn.
+"""`pipe-server`: one ASGI app — Slack (``POST /slack/events``), the JSON API (``/api/v1/…``),
+the GitHub App's webhook (``POST /github/webhook``, bot/github_webhook.py) and the health checks —
+plus the outbox notifier (and, with the GitHub App, its worker) as background threads, under uvicorn.
 
 ``GET /healthz/live``: the process answers (no database). ``GET /healthz/ready`` (and ``/healthz``,
 kept for compatibility): the database answers ``SELECT 1``; 503 with ``Retry-After`` otherwise.
@@ -58,6 +59,7 @@ def create_asgi_app(core: Settings, bot: BotSettings, *, start_notifier: bool = 
                             poll_interval=bot.poll_interval, outage=runtime.outage)
         runtime.wake = notifier.wake
         bolt = create_app(bot, runtime, client)
+    github, github_routes = _github_app(core, bot, runtime)
 
     async def slack_events(request: Request):
         if bolt is None:
@@ -81,7 +83,10 @@ def create_asgi_app(core: Settings, bot: BotSettings, *, start_notifier: bool = 
                                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
         except Exception as exc:  # noqa: BLE001 - e.g. a configuration error; one line, never a traceback
             return api.error_response(exc, request)
-        return JSONResponse({"status": "ok", "slack": bolt is not None})
+        body = {"status": "ok", "slack": bolt is not None}
+        if github is not None:
+            body["github"] = await run_in_threadpool(github.health)
+        return JSONResponse(body)
 
     async def not_found(request: Request, exc: HTTPException):
         return api.error(exc.status_code, "not found" if exc.status_code == 404 else "error", str(exc.detail))
@@ -90,21 +95,42 @@ def create_asgi_app(core: Settings, bot: BotSettings, *, start_notifier: bool = 
     async def lifespan(app):
         if notifier is not None and start_notifier:
             notifier.start()
+        if github is not None and start_notifier:
+            github.start()
         try:
             yield
         finally:
             if notifier is not None:
                 await run_in_threadpool(notifier.stop)
+            if github is not None:
+                await run_in_threadpool(github.stop)
 
     app = Starlette(
         routes=[Route("/slack/events", slack_events, methods=["POST"]),
                 Route("/healthz/live", live, methods=["GET"]), Route("/healthz/ready", ready, methods=["GET"]),
-                Route("/healthz", ready, methods=["GET"]), *api.routes(runtime), web.mount(runtime)],
+                Route("/healthz", ready, methods=["GET"]), *api.routes(runtime), web.mount(runtime),
+                *github_routes],
         exception_handlers={HTTPException: not_found, Exception: api.crash},
         lifespan=lifespan,
     )
     app.state.notifier, app.state.bolt, app.state.runtime = notifier, bolt, runtime
+    app.state.github = github
     return app
+
+
+def _github_app(core: Settings, bot: BotSettings, runtime: Runtime):
+    """With ``GITHUB_APP_ID`` set: the worker (protection answers, deployments) and its webhook route."""
+    if bot.github is None:
+        return None, []
+    from bot.github_app import GitHubWorker
+    from bot.github_webhook import route
+    from gh.app import GitHubApp
+
+    app = GitHubApp(bot.github.app_id, bot.github.private_key, api_url=bot.github.api_url)
+    worker = GitHubWorker(core, app, poll_interval=bot.poll_interval, lease=bot.outbox_lease, outage=runtime.outage)
+    slack_wake = runtime.wake
+    runtime.wake = lambda: (slack_wake(), worker.wake())
+    return worker, [route(runtime, app, bot.github.webhook_secret)]
 
 
 def _check_database(core: Settings) -> None:

@@ -4,18 +4,32 @@ Slack is on when ``SLACK_SIGNING_SECRET`` and ``SLACK_BOT_TOKEN`` are set; then
 ``PIPE_SLACK_CHANNEL`` is required too. ``PIPE_SERVER_API_ONLY=1`` runs the JSON API alone
 (no Slack routes, no notifier) — an explicit choice, so a forgotten secret never silently turns
 the bot off.
+
+GitHub App mode is on when ``GITHUB_APP_ID`` is set; then ``GITHUB_APP_PRIVATE_KEY`` (the PEM, or
+``GITHUB_APP_PRIVATE_KEY_FILE``, its path) and ``GITHUB_WEBHOOK_SECRET`` are required too;
+``GITHUB_API_URL`` points at GitHub Enterprise Server (default https://api.github.com).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+DEFAULT_GITHUB_API_URL = "https://api.github.com"
 
 
 class SettingsError(Exception):
     """A missing or malformed server setting; the message is the one line printed at start-up."""
+
+
+@dataclass(frozen=True)
+class GitHubAppSettings:
+    app_id: str
+    private_key: str = field(repr=False)
+    webhook_secret: str = field(repr=False)
+    api_url: str = DEFAULT_GITHUB_API_URL
 
 
 @dataclass(frozen=True)
@@ -28,6 +42,7 @@ class BotSettings:
     poll_interval: float = 1.0
     outbox_lease: float = 30.0
     outbox_max_age_hours: float = 24.0
+    github: GitHubAppSettings | None = None
 
     @property
     def slack_enabled(self) -> bool:
@@ -54,6 +69,7 @@ def load_bot_settings(env=None) -> BotSettings:
         "poll_interval": _float(env, "PIPE_OUTBOX_POLL_SECONDS", 1.0),
         "outbox_lease": _float(env, "PIPE_OUTBOX_LEASE_SECONDS", 30.0),
         "outbox_max_age_hours": _float(env, "PIPE_OUTBOX_MAX_AGE_HOURS", 24.0),
+        "github": load_github_app(env),
     }
     if api_only:
         return BotSettings(api_only=True, **common)
@@ -72,3 +88,35 @@ def load_bot_settings(env=None) -> BotSettings:
         channel=env["PIPE_SLACK_CHANNEL"],
         **common,
     )
+
+
+def load_github_app(env) -> GitHubAppSettings | None:
+    """The GitHub App's settings, or None when ``GITHUB_APP_ID`` is not set (the app is off)."""
+    app_id = (env.get("GITHUB_APP_ID") or "").strip()
+    if not app_id:
+        return None
+    if not app_id.isdigit():
+        raise SettingsError(f"GITHUB_APP_ID must be the app's number, got {app_id!r}")
+    key = env.get("GITHUB_APP_PRIVATE_KEY") or ""
+    key_file = env.get("GITHUB_APP_PRIVATE_KEY_FILE")
+    if key and key_file:
+        raise SettingsError("set GITHUB_APP_PRIVATE_KEY or GITHUB_APP_PRIVATE_KEY_FILE, not both")
+    if key_file:
+        try:
+            key = Path(key_file).expanduser().read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SettingsError(f"cannot read GITHUB_APP_PRIVATE_KEY_FILE {key_file}: "
+                                f"{getattr(exc, 'strerror', None) or exc.__class__.__name__}") from None
+    key = key.strip().replace("\\n", "\n")  # a PEM pasted into one line of an env file
+    if not key:
+        raise SettingsError("GITHUB_APP_ID is set: GITHUB_APP_PRIVATE_KEY or GITHUB_APP_PRIVATE_KEY_FILE is missing "
+                            "(see docs/github-app.md)")
+    if "-----BEGIN" not in key or "PRIVATE KEY-----" not in key:
+        raise SettingsError("the GitHub App private key is not a PEM private key (download it from the app's page)")
+    secret = env.get("GITHUB_WEBHOOK_SECRET") or ""
+    if len(secret) < 16:
+        raise SettingsError("GITHUB_APP_ID is set: GITHUB_WEBHOOK_SECRET is missing or shorter than 16 characters")
+    url = (env.get("GITHUB_API_URL") or DEFAULT_GITHUB_API_URL).rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise SettingsError(f"GITHUB_API_URL must be an http(s) URL, got {url!r}")
+    return GitHubAppSettings(app_id, key + "\n", secret, url)

@@ -77,7 +77,7 @@ def mirror(run: Run, route: Route, result: dict) -> dict:
 
 
 def _reason(exc: Exception) -> str:
-    from cli.github_mirror import MirrorError
+    from gh.mirror import MirrorError
     from core.errors import PipeError
 
     if isinstance(exc, PipeError):
@@ -89,8 +89,8 @@ def mirror_deploys(run: Run, route: Route, result: dict) -> list:
     """Direct mode drains the `github` outbox for the step's pipeline, which also mirrors deploys
     recorded from Slack or the CLI; remote mode has no database, so the deploys this step changed go
     through the same mapping."""
-    from cli import github_outbox
-    from cli.github_mirror import DeploymentMirror
+    from gh import outbox as github_outbox
+    from gh.mirror import DeploymentMirror
 
     github = DeploymentMirror(run.inputs["github-token"], run.env.get("GITHUB_REPOSITORY", ""),
                               api_url=run.env.get("GITHUB_API_URL"), run_url=run.url)

@@ -74,6 +74,22 @@ class AutoRollback:
 
 
 @dataclass(frozen=True)
+class GitHubConfig:
+    """``[github]``: the repositories the GitHub App serves (the first is where deploys of a pipeline
+    that names no repository are mirrored) and, per protected environment, the template of the
+    pipeline a protection rule creates when no pipeline of the same workflow run exists."""
+
+    repositories: tuple[str, ...] = ()
+    environments: dict[str, str | None] = field(default_factory=dict)  # environment -> template
+
+    def serves(self, repository: str, environment: str) -> bool:
+        return repository.lower() in (r.lower() for r in self.repositories) and environment in self.environments
+
+    def as_dict(self) -> dict:
+        return {"repositories": list(self.repositories), "environments": dict(self.environments)}
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str
     config_path: Path | None = None
@@ -89,6 +105,7 @@ class Settings:
     # An Ed25519 private key (PEM) that signs exported audit chains ([audit] signing_key).
     audit_signing_key: Path | None = None
     separation: Separation = field(default_factory=Separation)
+    github: GitHubConfig = field(default_factory=GitHubConfig)
 
     def policy(self, gate: str) -> GatePolicy:
         return self.gate_policies.get(gate, GatePolicy())
@@ -113,6 +130,7 @@ class Settings:
             "cli": {"allow_as": self.allow_as},
             "audit": {"signing_key": str(self.audit_signing_key) if self.audit_signing_key else None},
             "separation": self.separation.as_dict(),
+            "github": self.github.as_dict(),
         }
 
 
@@ -313,7 +331,8 @@ def load_settings(env=None) -> Settings:
     rules, auto_rollback = _monitor(raw.get("monitor", {}))
     return Settings(url, path, templates, policies, groups, identities, rules, raw, auto_rollback,
                     allow_as=_cli(raw.get("cli", {}), env), audit_signing_key=_audit(raw.get("audit", {}), env),
-                    separation=_separation(raw.get("separation", {})))
+                    separation=_separation(raw.get("separation", {})),
+                    github=_github(raw.get("github", {}), templates))
 
 
 def _separation(raw) -> Separation:
@@ -357,3 +376,30 @@ def _cli(raw, env) -> bool:
         raise ConfigError(f"cli: unknown key {unknown[0]}; allowed: allow_as")
     value = env.get("PIPE_CLI_ALLOW_AS", raw.get("allow_as", True))
     return _bool(value, "cli.allow_as")
+
+
+def _github(raw, templates) -> GitHubConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError("github must be a table")
+    unknown = sorted(set(raw) - {"repositories", "environments"})
+    if unknown:
+        raise ConfigError(f"github: unknown key {unknown[0]}; allowed: repositories, environments")
+    repositories = _str_tuple(raw.get("repositories", ()), "github.repositories")
+    for repo in repositories:
+        if repo.count("/") != 1 or not all(repo.split("/")):
+            raise ConfigError(f"github.repositories: {repo!r} is not owner/name")
+    environments: dict[str, str | None] = {}
+    envs = raw.get("environments", {})
+    if not isinstance(envs, dict):
+        raise ConfigError("github.environments must be a table of environments")
+    for name, spec in envs.items():
+        where = f"github.environments.{name}"
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{where} must be a table (e.g. template = \"bugfix\")")
+        if set(spec) - {"template"}:
+            raise ConfigError(f"{where}: unknown key {sorted(set(spec) - {'template'})[0]}; allowed: template")
+        template = spec.get("template")
+        if template is not None and template not in templates:
+            raise ConfigError(f"{where}.template: unknown template {template!r}; known: {', '.join(sorted(templates))}")
+        environments[str(name)] = template
+    return GitHubConfig(repositories, environments)

@@ -353,3 +353,40 @@ class SchemaVersion(SQLModel, table=True):
     __tablename__ = "schema_version"
     id: int = Field(default=1, primary_key=True)
     version: int
+
+
+class SeenGitHubDelivery(SQLModel, table=True):
+    """A GitHub webhook delivery the server accepted (``X-GitHub-Delivery``), so a redelivery of the
+    same one — GitHub's own retry, or a replay of a captured request — runs nothing."""
+
+    __tablename__ = "seen_github_deliveries"
+    seq: int | None = Field(default=None, primary_key=True)
+    delivery: str = Field(unique=True, max_length=80)
+    event: str = Field(max_length=64)
+    received_at: datetime = _time(nullable=False, index=True)
+
+
+class DeploymentRequest(SQLModel, table=True):
+    """A GitHub deployment protection rule waiting on a pipeline's gates: the job is held by GitHub
+    until ``callback_url`` is answered. Also the answer's outbox: ``answer`` is decided once (from
+    the gates), then delivered with backoff until ``answered_at`` is set."""
+
+    __tablename__ = "deployment_requests"
+    seq: int | None = Field(default=None, primary_key=True)
+    callback_url: str = Field(unique=True, max_length=500)
+    pipeline_id: str = Field(index=True, max_length=32)
+    installation_id: int = Field(sa_type=BigInteger)
+    repository: str = Field(max_length=200)
+    environment: str = Field(max_length=255)
+    run_id: int = Field(sa_type=BigInteger)
+    run_url: str = Field(max_length=500)
+    ref: str | None = Field(default=None, max_length=255)
+    sha: str | None = Field(default=None, max_length=64)
+    requested_at: datetime = _time(nullable=False)
+    answer: str | None = Field(default=None, max_length=16)  # approved | rejected
+    comment: str | None = None
+    decided_at: datetime | None = _time()
+    answered_at: datetime | None = _time()
+    attempts: int = 0
+    next_attempt_at: datetime | None = _time(index=True)
+    last_error: str | None = None

@@ -1,6 +1,6 @@
 """Mirror chainpipe deploys as GitHub Deployments, so the repository's Environments page, the pull
 request timeline and branch protection see them. One mapping, `mirror_event`, from a deploy audit
-event to GitHub, used by the `github` outbox consumer (cli/github_outbox.py) and, in remote mode,
+event to GitHub, used by the `github` outbox consumer (gh/outbox.py) and, in remote mode,
 by the Action for the deploys its own step changed:
 
     record                     → the Deployment (environment = target, ref, required_contexts=[],
@@ -73,7 +73,7 @@ class DeploymentMirror:
         try:
             deployment = self.repo.get_deployment(int(external_id))
         except (GithubException, RequestException, ValueError) as exc:
-            raise MirrorError(f"GitHub deployment {external_id} of {deploy['id']} not found: {_reason(exc)}") \
+            raise MirrorError(f"GitHub deployment {external_id} of {deploy['id']} not found: {reason_of(exc)}") \
                 from None
         return self._follow(deployment, deploy, target_url)
 
@@ -85,7 +85,7 @@ class DeploymentMirror:
                 if (payload.get("chainpipe") or {}).get("deploy_id") == deploy["id"]:
                     return deployment
         except (GithubException, RequestException) as exc:
-            raise MirrorError(f"GitHub deployments of {deploy['id']} could not be listed: {_reason(exc)}") from None
+            raise MirrorError(f"GitHub deployments of {deploy['id']} could not be listed: {reason_of(exc)}") from None
         return None
 
     def _create(self, deploy: dict):
@@ -99,7 +99,7 @@ class DeploymentMirror:
                 **environment_flags(deploy["target"]),
             )
         except (GithubException, RequestException) as exc:
-            raise MirrorError(f"GitHub refused the deployment for {deploy['id']}: {_reason(exc)}") from None
+            raise MirrorError(f"GitHub refused the deployment for {deploy['id']}: {reason_of(exc)}") from None
 
     def _follow(self, deployment, deploy: dict, target_url: str | None, *, fresh: bool = False) -> str | None:
         state = GITHUB_STATES[deploy["status"]]
@@ -110,7 +110,7 @@ class DeploymentMirror:
             deployment.create_status(state, description=f"chainpipe: {deploy['status']}",
                                      environment=deploy["target"], **({"target_url": url} if url else {}))
         except (GithubException, RequestException) as exc:
-            raise MirrorError(f"GitHub refused the {state} status of {deploy['id']}: {_reason(exc)}") from None
+            raise MirrorError(f"GitHub refused the {state} status of {deploy['id']}: {reason_of(exc)}") from None
         return state
 
 
@@ -119,7 +119,7 @@ def _latest_state(deployment) -> str | None:
     return latest.state if latest is not None else None
 
 
-def _reason(exc: Exception) -> str:
+def reason_of(exc: Exception) -> str:
     if isinstance(exc, GithubException):
         data = exc.data if isinstance(exc.data, dict) else {}
         return f"{exc.status} {data.get('message', '')}".strip()

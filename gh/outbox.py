@@ -3,7 +3,7 @@ as GitHub Deployments.
 
 Audit events are claimed for the consumer ``github`` (core.services.notifications): once each with a
 live claimant, again after a lease when a claimant died, retried on error. A deploy change (record,
-update, rollback) goes through the one mapping, `cli.github_mirror.mirror_event`; a Deployment it
+update, rollback) goes through the one mapping, `gh.mirror.mirror_event`; a Deployment it
 creates is stored on the deploy with the grammar's ``deploy-link``. Every other event is finished as
 skipped, as is an event older than ``max_age`` (a first drain does not replay a pipeline's history).
 
@@ -16,16 +16,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
-from cli.github_mirror import MIRRORED_ACTIONS, DeploymentMirror, Mirrored, mirror_event
 from core.clock import parse_iso, utcnow
 from core.config import Settings
 from core.errors import PipeError
 from core.services import notifications as outbox
 from core.uow import UnitOfWork
+from gh.mirror import MIRRORED_ACTIONS, DeploymentMirror, Mirrored, MirrorError, mirror_event
 
 CONSUMER = "github"
 MAX_AGE = timedelta(hours=24)
 Runner = Callable[[str, dict], dict]
+# Which Deployments an event goes to: one repository (the Action) or the event's own (the server's
+# GitHub App, one installation per repository); None when the pipeline has no repository.
+Resolver = Callable[[dict], "DeploymentMirror | None"]
 
 
 def deliver(github: DeploymentMirror, event: dict, run: Runner, deploy: dict | None = None) -> Mirrored:
@@ -43,9 +46,10 @@ def deliver(github: DeploymentMirror, event: dict, run: Runner, deploy: dict | N
         return Mirrored(event["entity_id"], f"error: {exc.__class__.__name__}")
 
 
-def drain(settings: Settings, github: DeploymentMirror, run: Runner, *, pipeline_id: str | None = None,
+def drain(settings: Settings, github: DeploymentMirror | Resolver, run: Runner, *, pipeline_id: str | None = None,
           batch: int = 50, lease_seconds: float = 30.0, max_age: timedelta = MAX_AGE) -> list[Mirrored]:
     """Claim and deliver undelivered events (of one pipeline, or all); what each deploy change did."""
+    resolve = (lambda event: github) if isinstance(github, DeploymentMirror) else github
     mirrored: list[Mirrored] = []
     while True:
         with UnitOfWork(settings) as uow:
@@ -57,12 +61,24 @@ def drain(settings: Settings, github: DeploymentMirror, run: Runner, *, pipeline
             if reason:
                 skipped.append((event, reason))
                 continue
-            done = deliver(github, event, run)
+            done = _deliver_resolved(resolve, event, run)
             mirrored.append(done)
             _finish(settings, [(event, done.outcome)])  # at once: a slow GitHub must not outlive the lease
         _finish(settings, skipped)
         if len(events) < batch:
             return mirrored
+
+
+def _deliver_resolved(resolve: Resolver, event: dict, run: Runner) -> Mirrored:
+    try:
+        github = resolve(event)
+    except MirrorError as exc:
+        return Mirrored(event["entity_id"], str(exc))
+    except Exception as exc:  # noqa: BLE001 - e.g. the app's token could not be had; retried
+        return Mirrored(event["entity_id"], f"error: {exc.__class__.__name__}")
+    if github is None:
+        return Mirrored(event["entity_id"], f"skipped: pipeline {event.get('pipeline_id')} names no GitHub repository")
+    return deliver(github, event, run)
 
 
 def _not_mirrored(event: dict, max_age: timedelta) -> str | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from cli import action
-from cli.github_mirror import DeploymentMirror, MirrorError, environment_flags, mirror_event
+from gh.mirror import DeploymentMirror, MirrorError, environment_flags, mirror_event
 from tests.fakes.github import fake_github
 
 RUN_URL = "https://github.com/acme/shop/actions/runs/77"

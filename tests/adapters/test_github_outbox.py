@@ -9,14 +9,14 @@ from datetime import timedelta
 
 import pytest
 
-from cli import github_outbox
-from cli.github_mirror import DeploymentMirror
 from core.actor import Actor
 from core.config import load_settings
 from core.dispatch import execute
 from core.grammar import get_command
 from core.services import notifications as outbox
 from core.uow import UnitOfWork
+from gh import outbox as github_outbox
+from gh.mirror import DeploymentMirror
 from tests.fakes.github import fake_github
 
 REF = "b" * 40

@@ -1,6 +1,6 @@
-"""Import direction: core imports no adapter; cli and bot never import each other. (That the
-catalogue commands import no database code is checked on the installed script, in
-tests/e2e/test_cli_process.py.)"""
+"""Import direction: core imports no adapter; cli and bot never import each other; gh (the GitHub
+code both share) imports neither. (That the catalogue commands import no database code is checked
+on the installed script, in tests/e2e/test_cli_process.py.)"""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ADAPTER_LIBS = {"typer", "click", "slack_bolt", "slack_sdk", "github", "httpx", "starlette", "uvicorn", "respx",
-                "requests", "cli", "bot"}
+                "requests", "cli", "bot", "gh"}
 
 
 def _imports(package: str):
@@ -29,6 +29,7 @@ def _imports(package: str):
     ("core", ADAPTER_LIBS),
     ("cli", {"bot"}),
     ("bot", {"cli"}),
+    ("gh", {"cli", "bot"}),
 ])
 def test_import_direction(package, forbidden):
     if not (ROOT / package).exists():
