@@ -31,10 +31,12 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
+    def command(self) -> list[str]:
+        return [str(BIN / "pipe-server"), "--port", str(self.port), "--log-level", "warning"]
+
     def start(self, timeout: float = 20.0) -> ServerProcess:
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen([str(BIN / "pipe-server"), "--port", str(self.port), "--log-level", "warning"],
-                                     env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self.command(), env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
