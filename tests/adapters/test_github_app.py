@@ -7,6 +7,7 @@ refuses anything its REST description does not allow."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from sqlmodel import select
@@ -251,3 +252,29 @@ def test_deploys_and_rollbacks_from_the_cli_are_mirrored_by_the_server(server, g
         link = uow.session.exec(select(AuditEvent).where(AuditEvent.entity == "deploy",
                                                          AuditEvent.action == "link")).first()
         assert link is not None and link.principal == f"github-app:{INSTALLATION_ID}"
+
+
+def test_installation_tokens_are_cached_until_shortly_before_they_expire(github):
+    from gh.app import REFRESH_MARGIN, GitHubApp
+
+    real = time.time()
+    now = [real]
+    app = GitHubApp(APP_ID, app_key()[0], api_url=github.url, clock=lambda: now[0])
+    first = app.token(INSTALLATION_ID)
+    assert app.token(INSTALLATION_ID) == first and github.tokens_issued() == 1
+    now[0] = real + 3600 - REFRESH_MARGIN + 1  # within the margin: a fresh one
+    assert app.token(INSTALLATION_ID) != first and github.tokens_issued() == 2
+
+
+def test_an_app_key_github_does_not_know_gets_no_token(github):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from gh.app import GitHubApp
+    from gh.mirror import MirrorError
+
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    with pytest.raises(MirrorError, match="no token for installation 77: 401"):
+        GitHubApp(APP_ID, other, api_url=github.url).token(INSTALLATION_ID)
+    assert github.tokens_issued() == 0
