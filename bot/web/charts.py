@@ -34,8 +34,9 @@ def metric_chart(uow, pipeline_id: str, metric: str, deploy: str | None = None, 
         points=series["points"], unit=series["unit"], baseline=series["baseline"], band=series["band"],
         thresholds=[(name, rule[name]) for name in THRESHOLDS if rule.get(name) is not None],
         markers=[(v["at"], v["verdict"]) for v in series["verdicts"]], rules=rules, css_id=css_id,
+        total=series["count"],
     )
-    return series | {"svg": render(chart), "points_count": len(series["points"])}
+    return series | {"svg": render(chart), "points_count": series["count"]}
 
 
 def _metrics(uow, pipeline_id: str) -> list[str]:

@@ -37,6 +37,7 @@ class Chart:
     markers: list[tuple[datetime, str]] = field(default_factory=list)  # (when, verdict)
     rules: list[tuple[datetime, str]] = field(default_factory=list)  # (when, "deploy …" / "rollback")
     css_id: str = "chart"
+    total: int | None = None  # how many values the points stand for, when the caller downsampled them
 
 
 def downsample(points: list[tuple[datetime, float]], buckets: int = BUCKETS) -> list[tuple[datetime, float]]:
@@ -170,16 +171,17 @@ def render(chart: Chart) -> Markup:
     """The chart as an inline ``<svg>`` element (also served alone as image/svg+xml)."""
     points = [(t, v) for t, v in chart.points if v is not None]
     drawn = downsample(points)
+    total = chart.total if chart.total is not None else len(points)
     s = _Scale(chart, drawn)
     unit = f" ({chart.unit})" if chart.unit else ""
-    summary = (f"{len(points)} values{unit}" + (f", {len(drawn)} drawn" if len(drawn) < len(points) else "")
+    summary = (f"{total} values{unit}" + (f", {len(drawn)} drawn" if len(drawn) < total else "")
                + (f", latest {fmt(points[-1][1])}" if points else "")
                + (f", baseline {fmt(chart.baseline)}" if chart.baseline is not None else "")
                + "".join(f", {n} threshold {fmt(v)}" for n, v in chart.thresholds))
     cid = escape(chart.css_id)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="{cid}" viewBox="0 0 {WIDTH} {HEIGHT}" '
              f'width="{WIDTH}" height="{HEIGHT}" role="img" aria-labelledby="{cid}-t {cid}-d" '
-             f'data-count="{len(points)}" data-drawn="{len(drawn)}" font-family="sans-serif">',
+             f'data-count="{total}" data-drawn="{len(drawn)}" font-family="sans-serif">',
              f'<title id="{cid}-t">{escape(chart.title)}</title><desc id="{cid}-d">{escape(summary)}</desc>',
              *_axes(s), *_guides(chart, s), *_series(drawn, s), *_markers(chart, s), "</svg>"]
     return Markup("".join(parts))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import func, text
+from sqlalchemy import case, func, text
 from sqlmodel import select
 
 from core.catalogue import PIPELINE_STATUSES, check_choice
@@ -18,15 +18,16 @@ from core.clock import iso
 from core.errors import InvalidInput
 from core.models import Approval, Deploy, Gate, MonitorEvent, Pipeline, VerdictEvent
 from core.rules.gates import can_decide, gate_state
-from core.rules.metrics import worst
+from core.rules.metrics import judge, verdict_reason, worst
 from core.services.audit import heads, stream_rows
-from core.services.monitoring import assess, latest_deploy
+from core.services.monitoring import latest_deploy
 from core.services.queries import audit_log, show_pipeline
 from core.uow import UnitOfWork
 from core.views import approval_view, deploy_view, pipeline_view
 
 BOARD_PER_STATUS = 25
-SERIES_MAX = 20000  # the newest events a chart reads; it draws at most ~1000 of them (bot/web/svg.py)
+SERIES_MAX = 20000  # the newest events a chart covers
+CHART_BUCKETS = 400  # a longer series comes back as each slice's lowest and highest value
 AUDIT_ROWS = 200
 DEPLOY_ROWS = 50
 MAX_WEEKS = 52
@@ -49,7 +50,7 @@ def board(uow: UnitOfWork, status: str | None = None, template: str | None = Non
     deploys = _last_deploys(uow, [p.id for p in rows])
     verdicts = deploy_verdicts(uow, [d.id for d in deploys.values()])
 
-    def card(p: Pipeline) -> dict:
+    def card(p) -> dict:
         dep = deploys.get(p.id)
         return pipeline_view(p) | {
             "gates": [{"name": g.name, "stage": g.stage, "state": gate_state(p, g)} for g in gates.get(p.id, [])],
@@ -60,32 +61,38 @@ def board(uow: UnitOfWork, status: str | None = None, template: str | None = Non
             "columns": [{"status": s, "pipelines": [card(p) for p in ps]} for s, ps in columns.items()]}
 
 
-def _board_rows(uow, status, template, target, limit) -> list[Pipeline]:
-    stmt = select(Pipeline).where(Pipeline.status == status)
+def _rows(uow, stmt) -> list:
+    """Plain rows (attribute access, like the tables' records) without building ORM instances: a
+    page reads hundreds of rows and building instances cost more than the queries."""
+    return list(uow.session.execute(stmt))
+
+
+def _board_rows(uow, status, template, target, limit) -> list:
+    stmt = select(*Pipeline.__table__.c).where(Pipeline.status == status)
     if template:
         stmt = stmt.where(Pipeline.template == template)
     if target:
         deployed = select(Deploy.pipeline_id).where(Deploy.target == target)
         stmt = stmt.where(Pipeline.id.in_(deployed))
-    return list(uow.session.exec(stmt.order_by(Pipeline.seq.desc()).limit(limit)))
+    return _rows(uow, stmt.order_by(Pipeline.seq.desc()).limit(limit))
 
 
-def _pending_gates(uow, pipelines: list[Pipeline]) -> dict[str, list[Gate]]:
+def _pending_gates(uow, pipelines: list) -> dict[str, list]:
     out: dict[str, list[Gate]] = {}
     if not pipelines:
         return out
-    stmt = select(Gate).where(Gate.pipeline_id.in_([p.id for p in pipelines]), Gate.status == "pending")
-    for g in uow.session.exec(stmt.order_by(Gate.seq)):
+    stmt = select(*Gate.__table__.c).where(Gate.pipeline_id.in_([p.id for p in pipelines]), Gate.status == "pending")
+    for g in _rows(uow, stmt.order_by(Gate.seq)):
         out.setdefault(g.pipeline_id, []).append(g)
     return out
 
 
-def _last_deploys(uow, pipeline_ids: list[str]) -> dict[str, Deploy]:
+def _last_deploys(uow, pipeline_ids: list[str]) -> dict:
     if not pipeline_ids:
         return {}
     newest = (select(func.max(Deploy.seq)).where(Deploy.pipeline_id.in_(pipeline_ids))
               .group_by(Deploy.pipeline_id))
-    return {d.pipeline_id: d for d in uow.session.exec(select(Deploy).where(Deploy.seq.in_(newest)))}
+    return {d.pipeline_id: d for d in _rows(uow, select(*Deploy.__table__.c).where(Deploy.seq.in_(newest)))}
 
 
 def deploy_verdicts(uow, deploy_ids: list[str]) -> dict[str, str]:
@@ -95,7 +102,7 @@ def deploy_verdicts(uow, deploy_ids: list[str]) -> dict[str, str]:
     latest: dict[tuple[str, str], str] = {}
     stmt = select(VerdictEvent.deploy_id, VerdictEvent.metric, VerdictEvent.verdict).where(
         VerdictEvent.deploy_id.in_(deploy_ids)).order_by(VerdictEvent.seq)
-    for deploy_id, metric, verdict in uow.session.exec(stmt):
+    for deploy_id, metric, verdict in uow.session.execute(stmt):
         latest[(deploy_id, metric)] = verdict
     out: dict[str, list[str]] = {}
     for (deploy_id, _), verdict in latest.items():
@@ -112,8 +119,8 @@ def pipeline_page(uow: UnitOfWork, pipeline_id: str) -> dict:
     from core.services.monitoring import metrics_of
 
     shown = show_pipeline(uow, None, pipeline_id)
-    deploys = list(uow.session.exec(select(Deploy).where(Deploy.pipeline_id == pipeline_id)
-                                    .order_by(Deploy.seq.desc()).limit(DEPLOY_ROWS)))
+    deploys = _rows(uow, select(*Deploy.__table__.c).where(Deploy.pipeline_id == pipeline_id)
+                    .order_by(Deploy.seq.desc()).limit(DEPLOY_ROWS))
     verdicts = deploy_verdicts(uow, [d.id for d in deploys])
     chain = f"pipeline:{pipeline_id}"
     report = verify_rows(stream_rows(uow, chain), heads(uow, chain))
@@ -129,30 +136,29 @@ def pipeline_page(uow: UnitOfWork, pipeline_id: str) -> dict:
 # ---- a metric's series --------------------------------------------------------------------------
 
 def metric_series(uow: UnitOfWork, pipeline_id: str, metric: str, deploy: str | None = None) -> dict:
-    """The points of one metric (of the pipeline, or of one deploy), its rule, baseline, verdict
-    changes and the pipeline's deploys and rollbacks, for a chart."""
+    """The points of one metric (of the pipeline, or of one deploy), its rule, baseline and band, the
+    deploy's verdict, verdict changes and the pipeline's deploys and rollbacks, for a chart."""
     pipeline = uow.get_pipeline(pipeline_id)
     dep = _deploy_of(uow, pipeline_id, deploy) if deploy else latest_deploy(uow, pipeline_id)
     by, key = (MonitorEvent.deploy_id, deploy) if deploy else (MonitorEvent.pipeline_id, pipeline_id)
-    stmt = (select(MonitorEvent.recorded_at, MonitorEvent.value, MonitorEvent.unit)
-            .where(by == key, MonitorEvent.metric == metric)
-            .order_by(MonitorEvent.seq.desc()).limit(SERIES_MAX))
-    rows = list(uow.session.exec(stmt))[::-1]
+    count, points = _points(uow, by, key, metric)
     rule = uow.settings.metric_rules.get(metric)
-    judged = assess(uow, pipeline_id, dep, metric, rule, with_trend=False)
-    band = _baseline_band(uow, dep, metric, rule)
-    verdicts = uow.session.exec(
-        select(VerdictEvent).where(VerdictEvent.pipeline_id == pipeline_id, VerdictEvent.metric == metric)
+    latest = _latest_value(uow, dep, metric)
+    verdict = judge(rule, latest) if latest is not None else "unknown"
+    baseline, band = _baseline(uow, dep, metric, rule)
+    verdicts = _rows(uow, select(VerdictEvent.at, VerdictEvent.verdict, VerdictEvent.deploy_id).where(
+        VerdictEvent.pipeline_id == pipeline_id, VerdictEvent.metric == metric)
         .order_by(VerdictEvent.seq.desc()).limit(200))
-    deploys = uow.session.exec(select(Deploy).where(Deploy.pipeline_id == pipeline_id)
-                               .order_by(Deploy.seq.desc()).limit(DEPLOY_ROWS))
+    deploys = _rows(uow, select(*Deploy.__table__.c).where(Deploy.pipeline_id == pipeline_id)
+                    .order_by(Deploy.seq.desc()).limit(DEPLOY_ROWS))
+    unit = uow.session.execute(select(MonitorEvent.unit).where(by == key, MonitorEvent.metric == metric)
+                               .order_by(MonitorEvent.seq.desc()).limit(1)).scalar()
     return {
         "pipeline": pipeline_view(pipeline), "metric": metric, "deploy_id": dep.id if dep else None,
-        "unit": next((u for _, _, u in reversed(rows) if u), None),
-        "points": [(at, value) for at, value, _ in rows],
-        "rule": rule.as_dict() if rule else None,
-        "baseline": judged["baseline"], "band": band, "verdict": judged["verdict"], "reason": judged["reason"],
-        "verdicts": [{"at": v.at, "verdict": v.verdict, "previous": v.previous, "deploy_id": v.deploy_id}
+        "unit": unit, "count": count, "points": points, "rule": rule.as_dict() if rule else None,
+        "baseline": baseline, "band": band, "verdict": verdict,
+        "reason": verdict_reason(rule, latest, verdict) if dep else "no deploy yet",
+        "verdicts": [{"at": v.at, "verdict": v.verdict, "deploy_id": v.deploy_id}
                      for v in verdicts if not deploy or v.deploy_id == deploy][::-1],
         "deploys": [{"id": d.id, "at": d.created_at, "target": d.target, "status": d.status,
                      "rolled_back_at": d.rolled_back_at, "rollback_reason": d.rollback_reason}
@@ -160,27 +166,55 @@ def metric_series(uow: UnitOfWork, pipeline_id: str, metric: str, deploy: str | 
     }
 
 
-def _deploy_of(uow, pipeline_id: str, deploy: str) -> Deploy:
+def _points(uow, by, key: str, metric: str) -> tuple[int, list]:
+    """(how many events, the points to draw): the newest SERIES_MAX events, in time order; beyond
+    2 * CHART_BUCKETS of them, each of CHART_BUCKETS slices as its lowest value at its first
+    moment and its highest at its last, so the database sends 800 rows, not 20,000."""
+    newest = (select(MonitorEvent.seq, MonitorEvent.recorded_at, MonitorEvent.value)
+              .where(by == key, MonitorEvent.metric == metric)
+              .order_by(MonitorEvent.seq.desc()).limit(SERIES_MAX).subquery())
+    ranked = select(newest.c.recorded_at, newest.c.value, (func.row_number().over(order_by=newest.c.seq) - 1)
+                    .label("rn"), func.count().over().label("n")).subquery()
+    # One pass: a short series comes back whole (one bucket per event), a long one two rows a bucket.
+    bucket = case((ranked.c.n <= 2 * CHART_BUCKETS, ranked.c.rn),
+                  else_=ranked.c.rn * CHART_BUCKETS // ranked.c.n).label("bucket")
+    stmt = (select(func.min(ranked.c.recorded_at), func.min(ranked.c.value), func.max(ranked.c.recorded_at),
+                   func.max(ranked.c.value), func.max(ranked.c.n)).group_by(bucket).order_by(bucket))
+    rows, points = list(uow.session.execute(stmt)), []
+    for first, low, last, high, _ in rows:
+        points += [(first, low), (last, high)] if last != first else [(first, low)]
+    return (rows[0][4] if rows else 0), points
+
+
+def _latest_value(uow, dep, metric: str) -> float | None:
+    if dep is None:
+        return None
+    return uow.session.execute(select(MonitorEvent.value).where(MonitorEvent.deploy_id == dep.id,
+                                                                MonitorEvent.metric == metric)
+                               .order_by(MonitorEvent.seq.desc()).limit(1)).scalar()
+
+
+def _deploy_of(uow, pipeline_id: str, deploy: str):
     dep = uow.get_deploy(deploy)
     if dep.pipeline_id != pipeline_id:
         raise InvalidInput(f"deploy {deploy} belongs to pipeline {dep.pipeline_id}, not {pipeline_id}")
     return dep
 
 
-def _baseline_band(uow, dep, metric: str, rule) -> tuple[float, float] | None:
-    """The spread (lowest, highest) of the events the deploy's baseline is the mean of."""
+def _baseline(uow, dep, metric: str, rule) -> tuple[float | None, tuple[float, float] | None]:
+    """The deploy's baseline (the mean, as ``monitor-status`` computes it) and its spread (lowest, highest)."""
     from core.services.monitoring import find_baseline
 
     if dep is None or rule is None:
-        return None
-    first = uow.session.exec(select(MonitorEvent.seq).where(MonitorEvent.deploy_id == dep.id,
-                                                            MonitorEvent.metric == metric)
-                             .order_by(MonitorEvent.seq).limit(1)).first()
+        return None, None
+    first = uow.session.execute(select(MonitorEvent.seq).where(MonitorEvent.deploy_id == dep.id,
+                                                               MonitorEvent.metric == metric)
+                                .order_by(MonitorEvent.seq).limit(1)).scalar()
     found = find_baseline(uow, dep, metric, rule, first)
     if not found:
-        return None
+        return None, None
     values = [r.value for r in found["rows"]]
-    return min(values), max(values)
+    return sum(values) / len(values), (min(values), max(values))
 
 
 # ---- DORA per week ------------------------------------------------------------------------------

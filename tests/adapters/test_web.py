@@ -317,3 +317,25 @@ def test_gate_messages_link_to_the_pipeline_page_only_when_a_public_url_is_set(m
     assert "/web/pipelines/" not in str(gate_message(_notice("pipe-abc"))[1])
     monkeypatch.setenv("PIPE_PUBLIC_URL", "https://pipe.example.com/")
     assert "<https://pipe.example.com/web/pipelines/pipe-abc|" in str(gate_message(_notice("pipe-abc"))[1])
+
+
+def test_a_long_series_is_downsampled_by_the_database_and_keeps_its_spike(alice_in, web_env):
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import insert
+
+    from core.models import MonitorEvent
+
+    p = deployed_pipeline(web_env)
+    t0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    rows = [{"id": f"mon-long{i:08d}", "pipeline_id": p["id"], "deploy_id": p["deploy"], "metric": "latency_ms",
+             "value": 9999.0 if i == 1234 else 200.0 + i % 50, "actor": "alice", "surface": "cli",
+             "recorded_at": t0 + timedelta(seconds=10 * i)} for i in range(3000)]
+    with UnitOfWork(load_settings(web_env)) as uow:
+        uow.session.execute(insert(MonitorEvent.__table__), rows)
+        uow.commit()
+    svg = alice_in.get(f"/web/pipelines/{p['id']}/metrics/latency_ms.svg?deploy={p['deploy']}").text
+    drawn = _points(svg)
+    assert 'data-count="3000"' in svg and 400 <= len(drawn) <= 800
+    assert max(drawn) == 9999 and min(drawn) == 200
+    assert len(svg.encode()) < 200 * 1024
