@@ -71,9 +71,9 @@ def _board_rows(uow, status, template, target, limit) -> list:
     stmt = select(*Pipeline.__table__.c).where(Pipeline.status == status)
     if template:
         stmt = stmt.where(Pipeline.template == template)
-    if target:
-        deployed = select(Deploy.pipeline_id).where(Deploy.target == target)
-        stmt = stmt.where(Pipeline.id.in_(deployed))
+    if target:  # probed per pipeline, newest first, on the (pipeline_id, seq) index, until the LIMIT is met
+        deployed = select(Deploy.seq).where(Deploy.pipeline_id == Pipeline.id, Deploy.target == target)
+        stmt = stmt.where(deployed.exists())
     return _rows(uow, stmt.order_by(Pipeline.seq.desc()).limit(limit))
 
 
