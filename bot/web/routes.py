@@ -20,6 +20,7 @@ from bot.outage import MESSAGE as OUTAGE_MESSAGE
 from bot.outage import RETRY_AFTER_SECONDS, is_outage
 from bot.runtime import Runtime, log_crash, log_refusal
 from bot.web import charts
+from bot.web.links import public_url
 from bot.web.session import COOKIE, Sessions, server_secret
 from core.crash import crash_line
 from core.errors import InvalidInput, PipeError
@@ -132,7 +133,8 @@ class Web:
             return html("sign_in.html", 403 if token else 401, person=None, next=_next(form.get("next")),
                         message=why)
         resp = RedirectResponse(_next(form.get("next")), status_code=303, headers=HEADERS)
-        resp.set_cookie(value=self.sessions.issue(token), **self.sessions.cookie_args(request.url.scheme == "https"))
+        secure = request.url.scheme == "https" or (public_url() or "").startswith("https://")  # TLS at a proxy
+        resp.set_cookie(value=self.sessions.issue(token), **self.sessions.cookie_args(secure))
         return resp
 
     async def sign_out(self, request: Request) -> Response:

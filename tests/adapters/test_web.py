@@ -339,3 +339,10 @@ def test_a_long_series_is_downsampled_by_the_database_and_keeps_its_spike(alice_
     assert 'data-count="3000"' in svg and 400 <= len(drawn) <= 800
     assert max(drawn) == 9999 and min(drawn) == 200
     assert len(svg.encode()) < 200 * 1024
+
+
+def test_the_cookie_is_secure_when_the_public_url_is_https(server, web_env, monkeypatch):
+    raw = make_token(web_env, "alice-web", person="alice")
+    assert "secure" not in sign_in(server, raw).headers["set-cookie"].lower()
+    monkeypatch.setenv("PIPE_PUBLIC_URL", "https://pipe.example.com")
+    assert "; secure" in sign_in(server, raw).headers["set-cookie"].lower()
