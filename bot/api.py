@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from bot.observability import current_request_id, name_command
 from bot.outage import MESSAGE as OUTAGE_MESSAGE
 from bot.outage import RETRY_AFTER_SECONDS, is_outage
 from bot.runtime import Runtime, log_crash, log_refusal
@@ -42,8 +43,12 @@ class Unauthorized(Refused):
         super().__init__(401, "unauthorized", message)
 
 
-def error(status: int, title: str, message: str, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"error": title, "message": one_line(message)}, status_code=status, headers=headers)
+def error(status: int, title: str, message: str, headers: dict | None = None, **more) -> JSONResponse:
+    """The API's error body; it names the request (``request_id``) so a report can be found in the log."""
+    body = {"error": title, **more, "message": one_line(message)}
+    if (request_id := current_request_id()) is not None:
+        body["request_id"] = request_id
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def error_response(exc: BaseException, request: Request, principal: str | None = None,
@@ -60,8 +65,7 @@ def error_response(exc: BaseException, request: Request, principal: str | None =
             log_refusal("api", principal, exc.title, command, detail=exc.message)
         return error(exc.http_status, exc.title, exc.message)
     ref = log_crash(exc, f"{request.method} {request.url.path} as {principal or 'anonymous'}")
-    return JSONResponse({"error": "internal error", "reference": ref, "message": crash_line(ref, exc)},
-                        status_code=500)
+    return error(500, "internal error", crash_line(ref, exc), reference=ref)
 
 
 # --- request → values ------------------------------------------------------------------------
@@ -151,6 +155,7 @@ def routes(runtime: Runtime) -> list[Route]:
         command = COMMANDS.get(name)
         if command is None:
             return error(404, "not found", f"unknown command: {name}")
+        name_command(name)
         principal = None
         try:
             token = await authenticate(runtime, request)  # before reading a stranger's body
@@ -248,7 +253,7 @@ def openapi_document() -> dict:
                 "Result": {"type": "object", "required": ["result"], "properties": {"result": {}}},
                 "Error": {"type": "object", "required": ["error", "message"],
                           "properties": {"error": {"type": "string"}, "message": {"type": "string"},
-                                         "reference": {"type": "string"}}},
+                                         "reference": {"type": "string"}, "request_id": {"type": "string"}}},
             },
         },
     }

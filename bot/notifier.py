@@ -60,8 +60,13 @@ class Notifier(Poller):
         # What each gate message shows now (by ts), so an event that changes nothing visible
         # costs no chat.update. Lost on restart: then the first event updates once more.
         self._shown: dict[str, str] = {}
+        self.delivery_failures = 0  # events whose delivery failed (retried later or given up; /metrics)
 
     # --- the loop (bot.poller) ------------------------------------------------------------------
+
+    def alive(self) -> bool:
+        """True while the drain loop runs (readiness, /metrics)."""
+        return self._thread is not None and self._thread.is_alive()
 
     def stop(self) -> None:
         super().stop()
@@ -76,6 +81,8 @@ class Notifier(Poller):
             events = outbox.claim_events(uow, CONSUMER, after=after, limit=self.batch, lease_seconds=self.lease)
         for event in events:
             outcome = self._deliver_safely(event)
+            if not outcome.startswith(("ok", "skipped")):
+                self.delivery_failures += 1
             with UnitOfWork(self.settings) as uow:
                 outbox.finish_delivery(uow, CONSUMER, event["seq"], outcome, attempt=event["attempt"])
         with UnitOfWork(self.settings, write=False) as uow:

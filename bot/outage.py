@@ -63,11 +63,13 @@ class Outage:
         self._since: float | None = None
         self._refused = 0
         self._last_ok = float("-inf")  # when the latest successful call started
+        self.failures = 0  # calls that found the database unavailable, ever (for /metrics)
 
     def down(self, exc: BaseException, started: float | None = None) -> DatabaseUnavailable:
         """Note a failed call (logging only the first of an outage); the error to raise."""
         reason = reason_of(exc)
         with self._lock:
+            self.failures += 1
             if self._since is None and (started is None or started >= self._last_ok):
                 self._since = self._clock()
                 self._log.error("database unavailable: %s; answering 503 until it is back", reason)

@@ -3,7 +3,9 @@ the GitHub App's webhook (``POST /github/webhook``, bot/github_webhook.py) and t
 plus the outbox notifier (and, with the GitHub App, its worker) as background threads, under uvicorn.
 
 ``GET /healthz/live``: the process answers (no database). ``GET /healthz/ready`` (and ``/healthz``,
-kept for compatibility): the database answers ``SELECT 1``; 503 with ``Retry-After`` otherwise.
+kept for compatibility): the database answers ``SELECT 1`` and, with Slack on, the notifier's thread
+runs; 503 with ``Retry-After`` otherwise. ``GET /metrics``: Prometheus (bot/metrics.py). Every
+request carries a request id (bot/observability.py); ``PIPE_LOG_FORMAT=json`` logs JSON lines.
 """
 
 from __future__ import annotations
@@ -11,17 +13,22 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot import api, web
+from bot.metrics import CONTENT_TYPE as METRICS_TYPE
+from bot.metrics import Metrics, slack_label
+from bot.observability import LOG_FORMATS, RequestMetrics, configure_logging, name_command
 from bot.outage import MESSAGE as OUTAGE_MESSAGE
 from bot.outage import RETRY_AFTER_SECONDS, DatabaseUnavailable
 from bot.runtime import Runtime, log_refusal
@@ -60,14 +67,18 @@ def create_asgi_app(core: Settings, bot: BotSettings, *, start_notifier: bool = 
         runtime.wake = notifier.wake
         bolt = create_app(bot, runtime, client)
     github, github_routes = _github_app(core, bot, runtime)
+    socket = _socket_mode(bot, bolt)
 
     async def slack_events(request: Request):
         if bolt is None:
             return api.error(404, "not found", "Slack is not configured on this server")
+        if not bot.http_events:
+            return api.error(404, "not found", "Slack reaches this server over Socket Mode, not HTTP")
         try:
             bolt_request = _bolt_request(await api.read_body(request), request)
         except api.Refused as exc:
             return api.error_response(exc, request)
+        name_command(slack_label(bolt_request.body))
         # Bolt is synchronous; run it off the event loop. It returns as soon as the listener acks.
         resp = await run_in_threadpool(bolt.dispatch, bolt_request)
         return Response(status_code=resp.status, content=resp.body, headers=resp.first_headers_without_set_cookie())
@@ -83,7 +94,11 @@ def create_asgi_app(core: Settings, bot: BotSettings, *, start_notifier: bool = 
                                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
         except Exception as exc:  # noqa: BLE001 - e.g. a configuration error; one line, never a traceback
             return api.error_response(exc, request)
+        if notifier is not None and start_notifier and not notifier.alive():
+            return api.error(503, "unavailable", "the Slack notifier is not running", {"Retry-After": "30"})
         body = {"status": "ok", "slack": bolt is not None}
+        if socket is not None:
+            body["socket_mode"] = "connected" if socket.connected() else "connecting"
         if github is not None:
             body["github"] = await run_in_threadpool(github.health)
         return JSONResponse(body)
@@ -97,6 +112,8 @@ def create_asgi_app(core: Settings, bot: BotSettings, *, start_notifier: bool = 
             notifier.start()
         if github is not None and start_notifier:
             github.start()
+        if socket is not None and start_notifier:
+            socket.start()
         try:
             yield
         finally:
@@ -104,18 +121,44 @@ def create_asgi_app(core: Settings, bot: BotSettings, *, start_notifier: bool = 
                 await run_in_threadpool(notifier.stop)
             if github is not None:
                 await run_in_threadpool(github.stop)
+            if socket is not None:
+                await run_in_threadpool(socket.close)
+
+    metrics = Metrics(core, outage=runtime.outage, notifier=notifier, socket_mode=socket)
+    if socket is not None:
+        socket.observe = metrics.observe
+
+    async def metrics_text(request: Request):
+        return Response(await run_in_threadpool(metrics.exposition), media_type=METRICS_TYPE)
 
     app = Starlette(
         routes=[Route("/slack/events", slack_events, methods=["POST"]),
+                Route("/metrics", metrics_text, methods=["GET"]),
                 Route("/healthz/live", live, methods=["GET"]), Route("/healthz/ready", ready, methods=["GET"]),
                 Route("/healthz", ready, methods=["GET"]), *api.routes(runtime), web.mount(runtime),
                 *github_routes],
         exception_handlers={HTTPException: not_found, Exception: api.crash},
+        middleware=[Middleware(RequestMetrics, observe=metrics.observe)],
         lifespan=lifespan,
     )
     app.state.notifier, app.state.bolt, app.state.runtime = notifier, bolt, runtime
-    app.state.github = github
+    app.state.github, app.state.socket_mode, app.state.metrics = github, socket, metrics
     return app
+
+
+def _socket_mode(bot: BotSettings, bolt):
+    """With Socket Mode on: the connection to Slack (its app token checked now, like the bot token)."""
+    if bolt is None or not bot.socket_mode:
+        return None
+    from bot.socket_mode import SocketMode
+
+    socket = SocketMode(bolt, bot.app_token)
+    try:
+        socket.check_token()
+    except Exception:
+        socket.close()
+        raise
+    return socket
 
 
 def _github_app(core: Settings, bot: BotSettings, runtime: Runtime):
@@ -157,7 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--version", action="version", version=f"pipe-server {installed_version()}")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_format = (os.environ.get("PIPE_LOG_FORMAT") or "text").strip().lower()
+    if log_format not in LOG_FORMATS:
+        print(f"pipe-server: PIPE_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}",
+              file=sys.stderr)
+        return 2
+    configure_logging(args.log_level, log_format)
     try:
         app = build_from_env()
     except (SettingsError, PipeError) as exc:
@@ -168,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import uvicorn
 
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    # log_config=None: uvicorn's own lines go through the handler above (JSON too, with request ids).
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False, log_config=None)
     return 0
 
 

@@ -5,6 +5,11 @@ Slack is on when ``SLACK_SIGNING_SECRET`` and ``SLACK_BOT_TOKEN`` are set; then
 (no Slack routes, no notifier) — an explicit choice, so a forgotten secret never silently turns
 the bot off.
 
+How Slack reaches the server is ``PIPE_SLACK_MODE``: ``http`` (signed POSTs to ``/slack/events``,
+needs ``SLACK_SIGNING_SECRET``), ``socket`` (Socket Mode: the server connects out to Slack with the
+app-level token ``SLACK_APP_TOKEN``, ``xapp-…``; no signing secret, no public URL) or ``both``.
+Unset, it is ``socket`` when ``SLACK_APP_TOKEN`` is set, else ``http``.
+
 GitHub App mode is on when ``GITHUB_APP_ID`` is set; then ``GITHUB_APP_PRIVATE_KEY`` (the PEM, or
 ``GITHUB_APP_PRIVATE_KEY_FILE``, its path) and ``GITHUB_WEBHOOK_SECRET`` are required too;
 ``GITHUB_API_URL`` points at GitHub Enterprise Server (default https://api.github.com).
@@ -13,11 +18,14 @@ GitHub App mode is on when ``GITHUB_APP_ID`` is set; then ``GITHUB_APP_PRIVATE_K
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
+SLACK_MODES = ("http", "socket", "both")
+_APP_TOKEN = re.compile(r"xapp-[A-Za-z0-9-]{8,}")
 
 
 class SettingsError(Exception):
@@ -43,10 +51,20 @@ class BotSettings:
     outbox_lease: float = 30.0
     outbox_max_age_hours: float = 24.0
     github: GitHubAppSettings | None = None
+    slack_mode: str = "http"
+    app_token: str | None = field(default=None, repr=False)
 
     @property
     def slack_enabled(self) -> bool:
         return not self.api_only
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.slack_enabled and self.slack_mode in ("socket", "both")
+
+    @property
+    def http_events(self) -> bool:
+        return self.slack_enabled and self.slack_mode in ("http", "both")
 
 
 def _float(env, key: str, default: float) -> float:
@@ -73,7 +91,9 @@ def load_bot_settings(env=None) -> BotSettings:
     }
     if api_only:
         return BotSettings(api_only=True, **common)
-    missing = [k for k in ("SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "PIPE_SLACK_CHANNEL") if not env.get(k)]
+    mode, app_token = load_slack_mode(env)
+    needed = ("SLACK_BOT_TOKEN", "PIPE_SLACK_CHANNEL") + (("SLACK_SIGNING_SECRET",) if mode != "socket" else ())
+    missing = [k for k in needed if not env.get(k)]
     if missing:
         raise SettingsError(
             f"missing {', '.join(missing)} (see docs/slack.md; set PIPE_SERVER_API_ONLY=1 to serve only the JSON API)"
@@ -82,12 +102,32 @@ def load_bot_settings(env=None) -> BotSettings:
     if not url.startswith(("http://", "https://")):
         raise SettingsError(f"SLACK_API_URL must be an http(s) URL, got {url!r}")
     return BotSettings(
-        signing_secret=env["SLACK_SIGNING_SECRET"],
+        signing_secret=env.get("SLACK_SIGNING_SECRET") or None,
+        slack_mode=mode,
+        app_token=app_token,
         bot_token=env["SLACK_BOT_TOKEN"],
         slack_api_url=url if url.endswith("/") else url + "/",
         channel=env["PIPE_SLACK_CHANNEL"],
         **common,
     )
+
+
+def load_slack_mode(env) -> tuple[str, str | None]:
+    """(``PIPE_SLACK_MODE``, the app-level token when Socket Mode is on); never echoes a token."""
+    token = (env.get("SLACK_APP_TOKEN") or "").strip()
+    mode = (env.get("PIPE_SLACK_MODE") or "").strip().lower() or ("socket" if token else "http")
+    if mode not in SLACK_MODES:
+        raise SettingsError(f"PIPE_SLACK_MODE must be one of {', '.join(SLACK_MODES)}, got {mode!r}")
+    if mode == "http":
+        return mode, None
+    if not token:
+        raise SettingsError(f"PIPE_SLACK_MODE={mode} needs SLACK_APP_TOKEN, an app-level token (xapp-…; "
+                            "see docs/slack.md)")
+    if not _APP_TOKEN.fullmatch(token):
+        kind = "a bot token (it belongs in SLACK_BOT_TOKEN)" if token.startswith("xoxb-") else "not an app-level token"
+        raise SettingsError(f"SLACK_APP_TOKEN is {kind}: Socket Mode needs the app-level token, xapp-… "
+                            "(Basic Information → App-Level Tokens, scope connections:write)")
+    return mode, token
 
 
 def load_github_app(env) -> GitHubAppSettings | None:

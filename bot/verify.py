@@ -11,6 +11,13 @@ number, and logs refused bodies) and runs first, ahead of authorisation:
   rows older than the window (plus a minute for clocks that disagree) are pruned every
   ``PRUNE_EVERY`` inserts — a request that old is refused as stale anyway.
 
+Over Socket Mode (``bot.socket_mode``) there is nothing to sign: the connection itself was opened
+with the app-level token. What Slack does not see acked it sends again, so each envelope runs once:
+its ``envelope_id`` is recorded in the same table (``envelope:<id>``, under a lock: on PostgreSQL an
+advisory lock on the id, on SQLite the writer's ``BEGIN IMMEDIATE``) and kept as long as the
+signed requests, longer than Slack's last redelivery (five minutes); a redelivery is acked and runs
+nothing. Only ``bot.socket_mode`` builds socket-mode requests; an HTTP request is always checked.
+
 Each refusal is one ``key=value`` log line (``bot.runtime.log_refusal``); nothing is written for it.
 """
 
@@ -23,7 +30,7 @@ import time
 from slack_bolt.middleware.middleware import Middleware
 from slack_bolt.response import BoltResponse
 from slack_sdk.signature import SignatureVerifier
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -39,6 +46,8 @@ from core.uow import UnitOfWork
 WINDOW = 5 * 60
 SKEW = 60
 PRUNE_EVERY = 64
+ENVELOPE = "envelope:"
+ENVELOPE_HEADER = "x-pipe-socket-envelope-id"  # set by bot.socket_mode on socket-mode requests only
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
 
@@ -56,25 +65,50 @@ def remember_request(settings: Settings, timestamp: int, signature: str, *, prun
                                           .returning(table.c.seq)).scalar()
             except IntegrityError:
                 return False
-        if seq is None:
+        return _keep(uow, seq, prune_every)
+
+
+def remember_envelope(settings: Settings, envelope_id: str, *, prune_every: int = PRUNE_EVERY) -> bool:
+    """Record a Socket Mode envelope; False when it was recorded before (Slack redelivered it)."""
+    table = SeenSlackRequest.__table__
+    key = (ENVELOPE + envelope_id)[:80]
+    with UnitOfWork(settings) as uow:
+        if uow.dialect == "postgresql":  # SQLite: the writer's BEGIN IMMEDIATE already serialises this
+            uow.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": key})
+        if uow.session.execute(select(table.c.seq).where(table.c.signature == key)).first() is not None:
             return False
-        if seq % prune_every == 0:
-            cutoff = int(uow.now().timestamp()) - WINDOW - SKEW
-            uow.session.execute(delete(table).where(table.c.timestamp < cutoff))
-        uow.commit()
-        return True
+        received = int(uow.now().timestamp())
+        seq = uow.session.execute(insert(table).values(timestamp=received, signature=key)
+                                  .returning(table.c.seq)).scalar()
+        return _keep(uow, seq, prune_every)
+
+
+def _keep(uow: UnitOfWork, seq: int | None, prune_every: int) -> bool:
+    """Commit a new record (pruning the old ones every ``prune_every``); False for none."""
+    if seq is None:
+        return False
+    if seq % prune_every == 0:
+        table = SeenSlackRequest.__table__
+        cutoff = int(uow.now().timestamp()) - WINDOW - SKEW
+        uow.session.execute(delete(table).where(table.c.timestamp < cutoff))
+    uow.commit()
+    return True
 
 
 class SlackGuard(Middleware):
-    def __init__(self, signing_secret: str, runtime, clock=time.time):
-        self.verifier = SignatureVerifier(signing_secret)
+    def __init__(self, signing_secret: str | None, runtime, clock=time.time):
+        # Without a secret (Socket Mode only) every HTTP request is refused, never checked
+        # against an empty key.
+        self.verifier = SignatureVerifier(signing_secret) if signing_secret else None
         self.runtime, self.clock = runtime, clock
 
     def process(self, *, req, resp, next):  # noqa: A002 - Bolt's name for it
         req.context["runtime"] = self.runtime  # how the plain listeners reach the core
+        principal, command = describe(req.body)
+        if req.mode == "socket_mode":
+            return self.once_per_envelope(req, next, principal, command)
         timestamp = _header(req, "x-slack-request-timestamp")
         signature = _header(req, "x-slack-signature")
-        principal, command = describe(req.body)
         problem = self.check(req.raw_body, timestamp, signature)
         if problem is not None:
             log_refusal("slack", "unverified", problem, command, claimed=principal)
@@ -89,8 +123,24 @@ class SlackGuard(Middleware):
             return BoltResponse(status=200, body="")
         return next()
 
+    def once_per_envelope(self, req, next, principal: str | None, command: str | None):  # noqa: A002
+        envelope = _header(req, ENVELOPE_HEADER)
+        if not envelope:
+            log_refusal("slack", principal, "no envelope id", command)
+            return BoltResponse(status=400, body="")
+        try:
+            first = self.runtime.outage.call(remember_envelope, self.runtime.settings, envelope)
+        except DatabaseUnavailable:
+            return outage_reply(req)
+        if not first:
+            log_refusal("slack", principal, "replay", command, envelope=envelope)
+            return BoltResponse(status=200, body="")
+        return next()
+
     def check(self, body: str, timestamp: str | None, signature: str | None) -> str | None:
         """Why the request is not from Slack, or None when it is."""
+        if self.verifier is None:
+            return "Slack over HTTP is off (Socket Mode only)"
         if not timestamp or not signature:
             return "missing signature"
         if not _TIMESTAMP.fullmatch(timestamp):

@@ -83,7 +83,7 @@ def test_a_refused_transition_is_409(server, token):
     call(server, "start", {"pipeline_id": pid}, token)
     resp = call(server, "deploy", {"pipeline_id": pid, "strategy": "canary", "target": "prod"}, token)
     assert resp.status_code == 409
-    assert resp.json() == {"error": "gate not approved",
+    assert resp.json() == {"error": "gate not approved", "request_id": resp.headers["x-request-id"],
                            "message": "gate not approved: code-review (status pending, guards stage review)"}
 
 
@@ -201,7 +201,8 @@ def test_a_lost_database_is_503_with_retry_after_and_one_log_line_per_outage(ser
         for _ in range(3):
             resp = call(server, "list", {}, token)
             assert resp.status_code == 503 and resp.headers["retry-after"] == "5"
-            assert resp.json() == {"error": "unavailable", "message": "database unavailable, try again"}
+            assert resp.json() == {"error": "unavailable", "message": "database unavailable, try again",
+                                   "request_id": resp.headers["x-request-id"]}
     assert call(server, "list", {}, token).status_code == 200
     assert call(server, "list", {}, token).status_code == 200
     lines = [r.getMessage() for r in caplog.records if r.name == "chainpipe.server"]
@@ -279,7 +280,8 @@ def test_out_of_range_numbers_are_422_not_a_database_error(server, token, limit)
 def test_a_body_over_the_cap_is_413_before_it_is_read(server, token):
     resp = call(server, "create", b'{"name": "' + b"x" * MAX_BODY + b'"}', token)
     assert resp.status_code == 413 and resp.json() == {
-        "error": "too large", "message": f"the request body is larger than {MAX_BODY} bytes"}
+        "error": "too large", "message": f"the request body is larger than {MAX_BODY} bytes",
+        "request_id": resp.headers["x-request-id"]}
     assert call(server, "list", {}, token).json()["result"] == []
 
 

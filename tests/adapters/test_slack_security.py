@@ -139,7 +139,8 @@ def post_signed(client, body: str | bytes, **sign_kw):
 def test_an_unreadable_slack_body_is_400_and_runs_nothing(slack_server, slack_env, caplog, body):
     resp = post_signed(slack_server, body)
     assert resp.status_code == 400 and resp.json() == {"error": "bad request",
-                                                       "message": "the body is not a Slack request"}
+                                                       "message": "the body is not a Slack request",
+                                                       "request_id": resp.headers["x-request-id"]}
     assert [r.getMessage() for r in caplog.records if r.name == "chainpipe.refusal"][0].startswith(
         'refused surface=slack principal=unverified rule="unreadable body"')
     assert cli(slack_env, "list") == [] and seen_requests(slack_env) == 0

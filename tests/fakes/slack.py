@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlencode
 
 BOT_TOKEN = "xoxb-fake-bot-token"
+APP_TOKEN = "xapp-1-A0PIPE-1-fake-app-token"
 SIGNING_SECRET = "fake-signing-secret-0123456789abcdef"
 TEAM = {"id": "T0FAKE", "domain": "fake-team"}
 APP_ID = "A0PIPE"
@@ -45,6 +46,7 @@ class FakeSlack:
         self.down = False  # True: every Web API method answers 503
         self._limits: dict[str, int] = {}  # method -> calls allowed per second
         self._window: dict[str, list[float]] = {}  # method -> when the calls of the current second came
+        self.socket_mode = None  # a tests.fakes.socket_mode.FakeSocketMode, for apps.connections.open
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
@@ -137,9 +139,20 @@ class FakeSlack:
             return {"ok": True, "message_ts": f"{1700000000 + next(self._ts)}.000200"}
         if method == "views.publish":
             return {"ok": True, "view": {"id": "V0HOME", **(params.get("view") or {})}}
+        if method == "apps.connections.open" and self.socket_mode is not None:
+            return {"ok": True, "url": self.socket_mode.url}
         if method == "views.open":
             return {"ok": True, "view": {"id": "V0FAKE", "type": "modal", **(params.get("view") or {})}}
         return {"ok": False, "error": "unknown_method"}
+
+    def _authorised(self, method: str, token: str | None) -> dict | None:
+        """Slack's refusal of the token for this method, or None: the app-level token (``xapp-``)
+        opens Socket Mode connections and nothing else; the bot token does the rest."""
+        if token not in (BOT_TOKEN, APP_TOKEN):
+            return {"ok": False, "error": "invalid_auth"}
+        if (method == "apps.connections.open") != (token == APP_TOKEN):
+            return {"ok": False, "error": "not_allowed_token_type"}
+        return None
 
     def _handler(self):
         fake = self
@@ -170,8 +183,7 @@ class FakeSlack:
                     body, ctype = json.dumps({"ok": False, "error": error}).encode(), "application/json"
                 else:
                     call = Call(method, params, self.path, token)
-                    answer = fake._answer(method, params) if token == BOT_TOKEN else {
-                        "ok": False, "error": "invalid_auth"}
+                    answer = fake._authorised(method, token) or fake._answer(method, params)
                     body, ctype = json.dumps(answer).encode(), "application/json; charset=utf-8"
                 with fake._cond:
                     fake.calls.append(call)
