@@ -42,3 +42,13 @@ lint: install
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache
+
+# `make image` builds the pipe-server image with podman on a Debian base made here once
+# (docs/deploy.md); `make image-test` builds it and starts the server from it (tests/e2e/test_image.py).
+.PHONY: image image-test
+image:
+	bash scripts/image.sh build
+
+image-test: install
+	bash scripts/image.sh base
+	CHAINPIPE_IMAGE_TEST=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/e2e/test_image.py

@@ -18,22 +18,31 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import yaml
 
-from tests.e2e.conftest import ServerProcess
+from tests.e2e.conftest import BIN, ServerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "localhost/chainpipe-test"
 
-pytestmark = [
+NEEDS_IMAGE = [
     pytest.mark.skipif(not os.environ.get("CHAINPIPE_IMAGE_TEST"),
                        reason="builds the image, takes minutes: `make image-test` sets CHAINPIPE_IMAGE_TEST=1"),
     pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed (`make image-test` installs it)"
                        ),
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root: podman image mount, mount and chroot"),
 ]
+
+
+def needs_image(test):
+    for mark in NEEDS_IMAGE:
+        test = mark(test)
+    return test
+
 
 # Run argv like a container: private mounts, a writable layer over the read-only image, the volume
 # bound in place, then chroot as the image's user. $1 image root, $2 scratch dir, $3 volume
@@ -156,6 +165,7 @@ def process_uids(pid: int) -> set[int]:
     raise AssertionError("no Uid line")
 
 
+@needs_image
 def test_the_image_runs_pipe_server_as_a_non_root_user_with_a_volume_a_port_and_a_healthcheck(image):
     config = image.config
     assert image.uid != 0 and image.gid != 0
@@ -170,6 +180,7 @@ def test_the_image_runs_pipe_server_as_a_non_root_user_with_a_volume_a_port_and_
     assert (volume.stat().st_uid, volume.stat().st_mode & 0o777) == (image.uid, 0o700)
 
 
+@needs_image
 def test_pipe_server_from_the_image_answers_healthz_as_the_image_user(image, server, tmp_path):
     data = image.volume_dir(tmp_path / "volume")
     started = time.monotonic()
@@ -197,6 +208,7 @@ def test_pipe_server_from_the_image_answers_healthz_as_the_image_user(image, ser
     assert down.stderr.startswith(f"unhealthy: {srv.url}/healthz: ") and down.stderr.count("\n") == 1
 
 
+@needs_image
 def test_the_first_api_token_is_made_with_pipe_from_the_image_after_db_upgrade(image, server, tmp_path):
     data = image.volume_dir(tmp_path / "volume")
     upgraded = image.run(tmp_path / "upgrade", data, "pipe", "db", "upgrade")
@@ -204,6 +216,8 @@ def test_the_first_api_token_is_made_with_pipe_from_the_image_after_db_upgrade(i
     made = image.run(tmp_path / "token", data, "pipe", "token", "create", "--name", "ci")
     assert made.returncode == 0, made.stderr
     token = made.stdout.strip()
+    # Like the server, pipe writes to the volume alone (compose.yaml runs both read-only).
+    assert [p.name for scratch in ("upgrade", "token") for p in (tmp_path / scratch / "upper").iterdir()] == []
 
     srv = server(data)
     api = srv.url + "/api/v1/commands/list"
@@ -212,6 +226,7 @@ def test_the_first_api_token_is_made_with_pipe_from_the_image_after_db_upgrade(i
     assert (listed.status_code, listed.json()) == (200, {"result": []})
 
 
+@needs_image
 def test_the_image_user_cannot_change_the_installed_code(image, tmp_path):
     data = image.volume_dir(tmp_path / "volume")
     attack = """
@@ -243,6 +258,7 @@ def files_holding(root: Path, needle: bytes) -> list[str]:
     return found
 
 
+@needs_image
 def test_secrets_beside_the_sources_never_reach_the_image(image):
     # Not even the build stage, which copies the sources: they never leave the build context.
     assert files_holding(image.build_stage, image.canary.encode()) == []
@@ -253,6 +269,7 @@ def test_secrets_beside_the_sources_never_reach_the_image(image):
     assert not (image.root / "opt/chainpipe/bin/pip").exists()
 
 
+@needs_image
 def test_the_image_holds_every_file_of_the_packages_in_the_sources(image):
     # A template or data file left out of the wheel works from a checkout and breaks only here.
     record = next(image.site_packages.glob("chainpipe-*.dist-info")) / "RECORD"
@@ -263,3 +280,21 @@ def test_the_image_holds_every_file_of_the_packages_in_the_sources(image):
     in_sources = {str(path.relative_to(image.context)) for package in packages for path in package.rglob("*")
                   if path.is_file() and "__pycache__" not in path.parts}
     assert sorted(in_sources - installed - set(PLANTED)) == []
+
+
+def test_compose_is_valid_and_wires_the_server_to_its_database_and_volume():
+    checked = subprocess.run([str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec",
+                              str(ROOT / "compose.yaml")], capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    services = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
+    db, server = services["db"]["environment"], services["server"]
+    url = urlsplit(server["environment"]["PIPE_DATABASE_URL"])
+    assert (url.scheme, url.hostname, url.username, url.path) == ("postgresql+psycopg", "db", db["POSTGRES_USER"],
+                                                                  "/" + db["POSTGRES_DB"])
+    assert url.password == "${POSTGRES_PASSWORD}" and db["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    assert server["depends_on"]["db"]["condition"] == "service_healthy"
+    assert server["build"]["dockerfile"] == "Containerfile"
+    [volume] = [line.split()[1] for line in (ROOT / "Containerfile").read_text().splitlines()
+                if line.startswith("VOLUME ")]
+    assert [v.split(":")[1] for v in server["volumes"]] == [volume]
+    assert all(port.startswith("127.0.0.1:") for port in server["ports"])  # behind a TLS proxy, not open
