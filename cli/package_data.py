@@ -1,6 +1,7 @@
 """Files that ship inside the package, printed by commands (so a `pip install` is enough to set up):
 
     pipe slack-manifest --url https://pipe.example.com   the Slack app manifest, request URLs filled in
+    pipe slack-manifest --socket-mode                    the manifest for Socket Mode (no request URLs)
     pipe config --sample                                  a starting team config (docs/team-config.toml)
 
 `pipe config` without ``--sample`` stays the grammar command (the configuration in force); the
@@ -35,11 +36,23 @@ def check_url(url: str) -> str:
     return url.strip().rstrip("/")
 
 
-def filled_manifest(url: str) -> str:
-    """The manifest for a server at ``url``: its settings, without the comments on filling it in."""
+SOCKET_MODE_OFF = "socket_mode_enabled: false"
+
+
+def filled_manifest(url: str | None, socket_mode: bool = False) -> str:
+    """The manifest for a server at ``url`` (HTTP) or for Socket Mode, without the comments on
+    filling it in. Exactly one of the two is asked for."""
+    from core.errors import InvalidInput
+
+    if socket_mode == bool(url):
+        raise InvalidInput("give either --url https://<your server> (HTTP) or --socket-mode")
+    lines = [line for line in manifest_text().splitlines(keepends=True) if not line.startswith("#")]
+    if socket_mode:
+        body = [line.replace(SOCKET_MODE_OFF, "socket_mode_enabled: true") for line in lines
+                if PLACEHOLDER not in line]
+        return "# Slack app manifest for chainpipe over Socket Mode (`pipe slack-manifest`).\n" + "".join(body)
     base = check_url(url)
-    lines = manifest_text().splitlines(keepends=True)
-    body = [line.replace(PLACEHOLDER, base) for line in lines if not line.startswith("#")]
+    body = [line.replace(PLACEHOLDER, base) for line in lines]
     return f"# Slack app manifest for chainpipe at {base} (`pipe slack-manifest`).\n" + "".join(body)
 
 
@@ -48,14 +61,15 @@ def slack_manifest_command():
     import typer
 
     def slack_manifest(
-        url: str = typer.Option(..., "--url", metavar="URL", help=f"pipe-server's public URL, e.g. {PLACEHOLDER}"),
+        url: str = typer.Option(None, "--url", metavar="URL", help=f"pipe-server's public URL, e.g. {PLACEHOLDER}"),
+        socket_mode: bool = typer.Option(False, "--socket-mode", help="For Socket Mode: no public URL needed"),
     ):
-        """Print the Slack app manifest with the request URLs pointing at your server."""
+        """Print the Slack app manifest: request URLs pointing at your server, or for Socket Mode."""
         from cli.errors import say
         from core.errors import PipeError
 
         try:
-            sys.stdout.write(filled_manifest(url))
+            sys.stdout.write(filled_manifest(url, socket_mode))
         except PipeError as exc:
             say(exc.message)
             raise typer.Exit(exc.exit_code) from None

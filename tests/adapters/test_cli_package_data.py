@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 
@@ -49,3 +50,20 @@ def test_the_sample_is_printed_without_a_database_or_a_server(pipe_with, tmp_pat
 def test_config_sample_takes_no_other_option_and_plain_config_is_unchanged(pipe):
     assert_refused(pipe("config", "--sample", "--json"), 2, "takes no other option")
     assert "database_url" in pipe.json("config")
+
+
+def test_the_socket_mode_manifest_turns_socket_mode_on_and_names_no_url(pipe):
+    out = pipe.ok("slack-manifest", "--socket-mode")
+    manifest = yaml.safe_load(out)
+    assert manifest["settings"]["socket_mode_enabled"] is True
+    assert "https://" not in out and "url" not in json.dumps(manifest)
+    assert manifest["features"]["slash_commands"][0]["command"] == "/pipe"
+    assert manifest["settings"]["interactivity"]["is_enabled"] is True
+    http = yaml.safe_load(pipe.ok("slack-manifest", "--url", "https://pipe.acme.test"))
+    assert http["settings"]["socket_mode_enabled"] is False
+
+
+def test_the_manifest_needs_exactly_one_of_url_and_socket_mode(pipe):
+    for args in ((), ("--socket-mode", "--url", "https://pipe.acme.test")):
+        assert_refused(pipe("slack-manifest", *args), 2, "give either --url https://<your server> (HTTP) or "
+                                                         "--socket-mode")
