@@ -186,7 +186,8 @@ def test_pipe_server_from_the_image_answers_healthz_as_the_image_user(image, ser
     started = time.monotonic()
     srv = server(data)
     print(f"/healthz answered 200 {time.monotonic() - started:.1f} s after start")
-    assert httpx.get(srv.url + "/healthz").json() == {"status": "ok", "slack": False}
+    ready = httpx.get(srv.url + "/healthz")
+    assert (ready.status_code, ready.json()["status"], ready.json()["slack"]) == (200, "ok", False)
     assert process_uids(srv.proc.pid) == {image.uid}
 
     # The SQLite database is on the volume, the user's and private.
