@@ -40,6 +40,18 @@ class Direct:
         pass
 
 
+def server_timeout(env) -> float:
+    """How long a remote step keeps trying the server (``PIPE_ACTION_SERVER_TIMEOUT`` seconds, 30)."""
+    raw = env.get("PIPE_ACTION_SERVER_TIMEOUT") or "30"
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 3600:
+        raise InvalidInput(f"PIPE_ACTION_SERVER_TIMEOUT must be a number of seconds (up to 3600), got {raw!r}")
+    return value
+
+
 def connect(inputs: dict, env):
     """The backend the inputs name: a server (remote mode) or a database (direct mode)."""
     actor = "github:" + (env.get("GITHUB_ACTOR") or "unknown")
@@ -53,7 +65,7 @@ def connect(inputs: dict, env):
 
         headers = {"X-Pipe-Actor": actor, "X-Pipe-Surface": "github"} | ({"X-Pipe-Run-Url": url} if url else {})
         return RemoteClient(inputs["server-url"], inputs["token"], headers=headers,
-                            backoff=float(env.get("PIPE_ACTION_RETRY_BACKOFF") or 0.5))
+                            timeout=server_timeout(env))
     if inputs["database-url"]:
         from core.actor import Actor
 
@@ -77,8 +89,8 @@ def mirror(run: Run, route: Route, result: dict) -> dict:
 
 
 def _reason(exc: Exception) -> str:
-    from gh.mirror import MirrorError
     from core.errors import PipeError
+    from gh.mirror import MirrorError
 
     if isinstance(exc, PipeError):
         return exc.message

@@ -52,9 +52,11 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 
 class ApiClient:
     def __init__(self, server: str, token: str, *, timeout: float = DEFAULT_TIMEOUT,
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic):
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+                 headers: dict[str, str] | None = None):
         self.server, self.timeout, self.sleep, self.clock = server.rstrip("/"), timeout, sleep, clock
         self._token = token
+        self._headers = {"User-Agent": "chainpipe-cli"} | (headers or {})  # the Action adds X-Pipe-Actor…
         self._opener = urllib.request.build_opener(_NoRedirects)
 
     def run(self, command: str, values: dict):
@@ -78,7 +80,7 @@ class ApiClient:
             attempt += 1
             request = urllib.request.Request(url, data=body, method="POST", headers={
                 "Authorization": f"Bearer {self._token}", "Content-Type": "application/json",
-                "Accept": "application/json", "User-Agent": "chainpipe-cli"})
+                "Accept": "application/json"} | self._headers)
             try:
                 with self._opener.open(request, timeout=self.timeout) as response:
                     status, data, headers = response.status, response.read(MAX_ANSWER), response.headers

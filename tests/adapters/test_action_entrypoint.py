@@ -23,7 +23,6 @@ import yaml
 from tests.adapters.conftest import FOREIGN_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
-ENTRYPOINT = Path(sys.executable).with_name("pipe-action")
 EXPR = re.compile(r"\$\{\{\s*([^}]+?)\s*\}\}")
 
 
@@ -42,7 +41,8 @@ def step_env(inputs: dict, *, job_status: str = "success") -> dict[str, str]:
     assert not unknown, f"not inputs of action.yml: {unknown}"
     values = {name: str(spec.get("default", "")) for name, spec in meta["inputs"].items()} | inputs
     context = {f"inputs.{k}": v for k, v in values.items()} | {
-        "job.status": job_status, "steps.install.outputs.entrypoint": str(ENTRYPOINT)}
+        "job.status": job_status, "steps.install.outputs.python": sys.executable,
+        "steps.install.outputs.pythonpath": ""}
     return {key: EXPR.sub(lambda m: context[m.group(1)], str(value)) for key, value in run_step()["env"].items()}
 
 
@@ -100,7 +100,8 @@ def run_entrypoint(monkeypatch, env: dict, stdout: io.StringIO | None = None) ->
     process environment and GITHUB_WORKSPACE as the working directory, as the runner starts it."""
     from cli import action
 
-    assert run_step()["run"].strip() == '"$PIPE_ACTION_ENTRYPOINT"'  # the step runs exactly the entrypoint
+    # the step runs exactly the entrypoint, with the workspace off the import path
+    assert run_step()["run"].strip() == 'PYTHONPATH="$PIPE_ACTION_PYTHONPATH" "$PIPE_ACTION_PYTHON" -P -m cli.action'
     out, err = stdout or io.StringIO(), io.StringIO()
     with monkeypatch.context() as patch:
         for key in [k for k in os.environ if k.startswith(FOREIGN_ENV)]:

@@ -42,12 +42,40 @@ def act_can_start() -> str | None:
 def slim_action(dest: Path) -> Path:
     """The action as a release would ship it: no venv, no caches (act copies the whole folder)."""
     ignore = shutil.ignore_patterns(".venv", "__pycache__", "*.egg-info", ".git", "tests", "demo", "build")
-    for name in ("action.yml", "pyproject.toml", "README.md"):
+    for name in ("action.yml", "pyproject.toml", "README.md", "requirements.lock"):
         if (ROOT / name).exists():
             shutil.copy2(ROOT / name, dest / name)
-    for folder in ("core", "cli", "bot"):
+    for folder in ("core", "cli", "bot", "gh"):
         shutil.copytree(ROOT / folder, dest / folder, ignore=ignore)
     return dest
+
+
+def act_checkout(tmp_path: Path, workflow: str) -> tuple[Path, Path, Path]:
+    """The action (a slim copy), a stand-in for hosted actions, and a one-commit repository whose
+    workflow is ``workflow``."""
+    (tmp_path / "action").mkdir()
+    action = slim_action(tmp_path / "action")
+    stand_in = tmp_path / "stand-in"
+    stand_in.mkdir()
+    (stand_in / "action.yml").write_text(STAND_IN)
+    repo = tmp_path / "repo"
+    (repo / ".github" / "workflows").mkdir(parents=True)
+    (repo / ".github" / "workflows" / "deliver.yml").write_text(workflow)
+    (repo / "app.py").write_text("print('shop')\n")
+    git = ["git", "-c", "user.name=dev", "-c", "user.email=dev@example.com", "-c", "init.defaultBranch=main"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "shop"]):
+        subprocess.run([*git, *args], cwd=repo, check=True, capture_output=True)
+    return action, stand_in, repo
+
+
+def act_command(tmp_path: Path, event: Path, action: Path, stand_in: Path, *secrets: str) -> list[str]:
+    """`act` running the workflow on this host (``-self-hosted``), offline, with the local action."""
+    return [str(ACT), "workflow_dispatch", "-e", str(event), "-P", "ubuntu-latest=-self-hosted",
+            "--action-offline-mode", "--action-cache-path", str(tmp_path / "act-cache"),
+            "--local-repository", f"chainpipe/chainpipe@v1={action}",
+            "--local-repository", f"actions/checkout@v5={stand_in}",
+            "--local-repository", f"actions/setup-python@v6={stand_in}",
+            *[arg for secret in secrets for arg in ("-s", secret)]]
 
 
 def workflow_for_direct_mode() -> str:
@@ -68,18 +96,7 @@ def test_the_example_workflow_runs_under_act_and_pipe_show_displays_what_it_reco
         pytest.skip(reason)
     if not env["PIPE_DATABASE_URL"].startswith("sqlite"):
         pytest.skip("one database is enough for the workflow run; the entrypoint tests cover PostgreSQL")
-    (tmp_path / "action").mkdir()
-    action = slim_action(tmp_path / "action")
-    stand_in = tmp_path / "stand-in"
-    stand_in.mkdir()
-    (stand_in / "action.yml").write_text(STAND_IN)
-    repo = tmp_path / "repo"
-    (repo / ".github" / "workflows").mkdir(parents=True)
-    (repo / ".github" / "workflows" / "deliver.yml").write_text(workflow_for_direct_mode())
-    (repo / "app.py").write_text("print('shop')\n")
-    git = ["git", "-c", "user.name=dev", "-c", "user.email=dev@example.com", "-c", "init.defaultBranch=main"]
-    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "shop"]):
-        subprocess.run([*git, *args], cwd=repo, check=True, capture_output=True)
+    action, stand_in, repo = act_checkout(tmp_path, workflow_for_direct_mode())
 
     # the host's environment (certificates, proxies, package caches) as a self-hosted runner has it
     host = {k: v for k, v in os.environ.items() if not k.startswith(("PIPE_", "GITHUB_", "INPUT_", "RUNNER_"))}
@@ -92,12 +109,7 @@ def test_the_example_workflow_runs_under_act_and_pipe_show_displays_what_it_reco
     event = tmp_path / "event.json"
     event.write_text(json.dumps({"inputs": {"pipeline-id": pid}}))
 
-    cmd = [str(ACT), "workflow_dispatch", "-e", str(event), "-P", "ubuntu-latest=-self-hosted",
-           "--action-offline-mode", "--action-cache-path", str(tmp_path / "act-cache"),
-           "--local-repository", f"chainpipe/chainpipe@v1={action}",
-           "--local-repository", f"actions/checkout@v5={stand_in}",
-           "--local-repository", f"actions/setup-python@v6={stand_in}",
-           "-s", f"CHAINPIPE_DATABASE_URL={env['PIPE_DATABASE_URL']}"]
+    cmd = act_command(tmp_path, event, action, stand_in, f"CHAINPIPE_DATABASE_URL={env['PIPE_DATABASE_URL']}")
     proc = subprocess.run(cmd, cwd=repo, env=penv, capture_output=True, text=True, timeout=300)
     log = proc.stdout + proc.stderr
     if proc.returncode != 0 and "Job succeeded" not in log and "Run Main" not in log:
