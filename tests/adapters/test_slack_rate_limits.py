@@ -27,7 +27,7 @@ def test_a_burst_of_200_gate_messages_through_a_rate_limit_posts_each_once(slack
         pid = cli(slack_env, f"create --name burst-{n} --template quick")["id"]
         cli(slack_env, f"start {pid}")
         pids.append(pid)
-    fake_slack.limit("chat.postMessage", per_second=40)
+    fake_slack.limit("chat.postMessage", burst=40, retry_after=1)
     started = time.monotonic()
     wait_until_idle(slack.notifier, timeout=120)
     took = time.monotonic() - started
@@ -38,7 +38,10 @@ def test_a_burst_of_200_gate_messages_through_a_rate_limit_posts_each_once(slack
     assert limited, "the burst never reached the rate limit"
     assert len(delivered) == BURST, (len(delivered), len(limited), [c.status for c in posts][-5:])
     assert sorted(next(p for p in pids if p in c.params["text"]) for c in delivered) == sorted(pids)
-    assert took >= 1.0 * (BURST // 40 - 1)  # Retry-After was honoured, not hammered through
+    statuses = [c.status for c in posts]
+    pauses = [i for i, status in enumerate(statuses) if status == 429 and statuses[i - 1] != 429]
+    assert len(pauses) == BURST // 40 - 1  # a burst of 40, a pause, … : Retry-After was honoured
+    assert took >= 1.0 * (BURST // 40 - 1)
     with UnitOfWork(load_settings(slack_env), write=False) as uow:
         results = delivery_results(uow, "slack")
     unfinished = [r for r in results.values() if not r.startswith(("ok", "skipped"))]

@@ -3,8 +3,9 @@ uses (and response_url posts) the way Slack does, and records every call; plus b
 signed requests shaped exactly as Slack sends them (slash commands, block_actions,
 view_submission).
 
-Like Slack it can rate-limit a method (``limit(method, per_second)``: HTTP 429 with ``Retry-After``
-beyond that many calls in a second) and be down (``down = True``: HTTP 503 for every method)."""
+Like Slack it can rate-limit a method (``limit(method, burst)``: after ``burst`` calls, HTTP 429 with
+``Retry-After`` until that many seconds have passed, then another burst) and be down
+(``down = True``: HTTP 503 for every method)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import hashlib
 import hmac
 import itertools
 import json
-import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -44,8 +44,8 @@ class FakeSlack:
         self._ts = itertools.count(1)
         self.fail: dict[str, str] = {}  # method -> Slack error code to answer with (once)
         self.down = False  # True: every Web API method answers 503
-        self._limits: dict[str, int] = {}  # method -> calls allowed per second
-        self._window: dict[str, list[float]] = {}  # method -> when the calls of the current second came
+        self._limits: dict[str, tuple[int, int]] = {}  # method -> (burst, Retry-After seconds)
+        self._window: dict[str, list] = {}  # method -> [calls in this burst, limited until (monotonic)]
         self.socket_mode = None  # a tests.fakes.socket_mode.FakeSocketMode, for apps.connections.open
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -95,23 +95,25 @@ class FakeSlack:
         with self._cond:
             self.calls.clear()
 
-    def limit(self, method: str, per_second: int) -> None:
-        """Rate-limit ``method`` as Slack does: beyond ``per_second`` calls in a second, 429 with
-        ``Retry-After`` (the seconds until the window has room again)."""
-        self._limits[method] = per_second
+    def limit(self, method: str, burst: int, retry_after: int = 1) -> None:
+        """Rate-limit ``method`` as Slack does: a burst of ``burst`` calls goes through, then calls
+        are answered 429 with ``Retry-After: retry_after`` until those seconds have passed."""
+        self._limits[method] = (burst, retry_after)
 
     def _retry_after(self, method: str) -> int | None:
         """None when the call may go through (and it is counted); else the seconds to wait."""
-        allowed = self._limits.get(method)
-        if allowed is None:
+        if method not in self._limits:
             return None
+        burst, retry_after = self._limits[method]
         now = time.monotonic()
         with self._cond:
-            recent = [t for t in self._window.get(method, []) if now - t < 1.0]
-            if len(recent) >= allowed:
-                self._window[method] = recent
-                return max(1, math.ceil(1.0 - (now - recent[0])))
-            self._window[method] = [*recent, now]
+            window = self._window.setdefault(method, [0, 0.0])
+            if now < window[1]:
+                return retry_after
+            if window[0] >= burst:
+                window[:] = [0, now + retry_after]
+                return retry_after
+            window[0] += 1
         return None
 
     # --- the server ----------------------------------------------------------------------------------
