@@ -46,7 +46,7 @@ def _api_token_actor_header(conn: Connection) -> None:
 
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _baseline, _api_token_actor_header, migrations.principals, migrations.audit_chain, migrations.review_evidence,
-    migrations.governed_times,
+    migrations.governed_times, migrations.stats_aggregates,
 ]
 LATEST = len(MIGRATIONS)
 

@@ -10,7 +10,8 @@ import json
 
 from sqlalchemy import Connection, inspect, select, text
 
-from core.models import UNRECORDED, ApiToken, AuditChain, AuditEvent
+from core.aggregates import fill_all
+from core.models import UNRECORDED, ApiToken, AuditChain, AuditEvent, DoraDeployment, StatCount
 from core.rules.chain import chain_of, link
 
 
@@ -110,3 +111,11 @@ def governed_times(conn: Connection) -> None:
             f"UPDATE gov_pipelines SET {column} = (SELECT MIN(a.at) FROM audit_events a WHERE a.entity = "
             f"'gov-pipeline' AND a.entity_id = gov_pipelines.id AND a.action = '{action}') WHERE {column} IS NULL"
         ))
+
+
+def stats_aggregates(conn: Connection) -> None:
+    """`pipe stats` reads aggregates the write paths keep (core/aggregates.py): create their tables
+    and compute them once from the rows already stored."""
+    for model in (StatCount, DoraDeployment):
+        model.__table__.create(conn, checkfirst=True)
+    fill_all(conn)

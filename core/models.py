@@ -254,6 +254,42 @@ event.listen(AuditChain.__table__, "after_create",
              DDL("INSERT INTO audit_chains (chain, head_hash, length) VALUES ('global', '', 0)"))
 
 
+class StatCount(SQLModel, table=True):
+    """How many rows have each value of a counted column (``pipelines.status`` / ``running`` → 12),
+    kept by the unit of work in the transaction that inserts or changes them (core/aggregates.py),
+    so `pipe stats` reads a few rows instead of counting the history."""
+
+    __tablename__ = "stat_counts"
+    name: str = Field(primary_key=True, max_length=64)
+    key: str = Field(primary_key=True, max_length=200)
+    n: int = Field(default=0, sa_type=BigInteger)
+
+
+class DoraDeployment(SQLModel, table=True):
+    """One row per deployment (a deploy that reached ``succeeded`` or was rolled back from
+    ``in-progress``) with what the DORA figures need, kept in the transactions that change them
+    (core/aggregates.py): `pipe stats` reads the rows of its window, whatever the history's size."""
+
+    __tablename__ = "dora_deployments"
+    __table_args__ = (
+        Index("ix_dora_out", "out_at"),
+        Index("ix_dora_target_out", "target", "out_at"),
+        Index("ix_dora_target_created", "target", "deploy_created_at"),
+        Index("ix_dora_restored_by", "restored_by"),
+    )
+    deploy_id: str = Field(primary_key=True, max_length=32)
+    target: str = Field(max_length=200)
+    deploy_created_at: datetime = _time(nullable=False)
+    deploy_seq: int
+    out_at: datetime = _time(nullable=False)  # when it went out: succeeded, else rolled back
+    succeeded_at: datetime | None = _time()
+    lead_seconds: float | None = None  # pipeline created → succeeded
+    failed_at: datetime | None = _time()  # first unhealthy verdict or rollback, whichever came first
+    restored_by: str | None = Field(default=None, max_length=32)  # the next healthy deploy to the target
+    restored_at: datetime | None = _time()
+    restore_seconds: float | None = None
+
+
 class OutboxDelivery(SQLModel, table=True):
     """Which audit events a consumer (e.g. the Slack notifier) has delivered; at-least-once."""
 

@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlmodel import select
 
 from core.catalogue import ARTIFACT_TYPES, check_choice
@@ -16,9 +16,12 @@ from core.errors import InvalidInput
 from core.machine import PIPELINE, fire
 from core.models import Artifact
 from core.rules.evidence import covered_from, stale_by
-from core.services.common import current_approvals, reopen_gate, template_stage
+from core.services.common import ARTIFACT_T, current_approvals, reopen_gate, template_stage
 from core.uow import Actor, UnitOfWork
 from core.views import artifact_view
+
+_LATEST_VERSION = select(func.max(ARTIFACT_T.c.version)).where(
+    ARTIFACT_T.c.pipeline_id == bindparam("p"), ARTIFACT_T.c.name == bindparam("name"))
 
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
@@ -78,15 +81,13 @@ def add_artifact(
     pipeline = uow.get_pipeline(pipeline_id, lock=True)
     fire(PIPELINE, pipeline, "add-artifact")
     stage = template_stage(uow, pipeline, stage) if stage else pipeline.current_stage
-    latest = uow.session.exec(
-        select(func.max(Artifact.version)).where(Artifact.pipeline_id == pipeline.id, Artifact.name == name)
-    ).one()
-    row = Artifact(
-        id=new_id("art"), pipeline_id=pipeline.id, name=name, version=(latest or 0) + 1, type=type, stage=stage,
-        path=path, uri=uri, digest=digest, size=size, created_by=uow.settings.person(actor.name),
-        surface=actor.surface, run_url=actor.run_url, created_at=uow.now(),
-    )
-    uow.add(row)
+    latest = uow.conn.execute(_LATEST_VERSION, {"p": pipeline.id, "name": name}).scalar()
+    row = uow.insert(ARTIFACT_T, {
+        "id": new_id("art"), "pipeline_id": pipeline.id, "name": name, "version": (latest or 0) + 1, "type": type,
+        "stage": stage, "path": path, "uri": uri, "digest": digest, "size": size,
+        "created_by": uow.settings.person(actor.name), "surface": actor.surface, "run_url": actor.run_url,
+        "created_at": uow.now(),
+    })
     uow.audit(actor, "artifact", row.id, "add", pipeline_id=pipeline.id, to_state=f"v{row.version}",
               data={"name": name, "version": row.version, "digest": digest})
     if row.version > 1:
@@ -111,17 +112,21 @@ def list_artifacts(uow: UnitOfWork, actor: Actor, pipeline_id: str, all_versions
     return [artifact_view(a) for a in rows]
 
 
+_ARTIFACT_LATEST = (select(ARTIFACT_T).where(ARTIFACT_T.c.pipeline_id == bindparam("p"),
+                                             ARTIFACT_T.c.name == bindparam("name"))
+                    .order_by(ARTIFACT_T.c.version.desc()).limit(1))
+_ARTIFACT_VERSION = _ARTIFACT_LATEST.where(ARTIFACT_T.c.version == bindparam("v"))
+
+
 def get_artifact(uow: UnitOfWork, pipeline_id: str, ref: str) -> Artifact:
     """``NAME`` (latest version) or ``NAME@VERSION``."""
     from core.errors import NotFound
 
     name, _, version = ref.rpartition("@") if "@" in ref else (ref, "", "")
-    stmt = select(Artifact).where(Artifact.pipeline_id == pipeline_id, Artifact.name == name)
-    if version:
-        if not version.isdigit():
-            raise InvalidInput(f"artifact version must be a number: {ref}")
-        stmt = stmt.where(Artifact.version == int(version))
-    row = uow.session.exec(stmt.order_by(Artifact.version.desc()).limit(1)).first()
+    if version and not version.isdigit():
+        raise InvalidInput(f"artifact version must be a number: {ref}")
+    params = {"p": pipeline_id, "name": name} | ({"v": int(version)} if version else {})
+    row = uow.record(ARTIFACT_T, _ARTIFACT_VERSION if version else _ARTIFACT_LATEST, params)
     if row is None:
         raise NotFound(f"artifact not found in pipeline {pipeline_id}: {ref}")
     return row

@@ -1,51 +1,94 @@
-"""Loading helpers shared by the use cases (no use case lives here)."""
+"""Loading helpers shared by the use cases (no use case lives here).
+
+The statements are built once at import (SQLAlchemy caches their compiled form) and return
+`Record`s whose changes the unit of work writes back (core/records.py).
+"""
 
 from __future__ import annotations
 
 import json
 
-from sqlmodel import select
+from sqlalchemy import bindparam, select
 
 from core.catalogue import GATE_KINDS, STAGES, resolve_stage
 from core.errors import GateNotApproved, InvalidInput
 from core.machine import GATE, PIPELINE, STAGE, fire
 from core.models import Approval, Artifact, Gate, Pipeline, Stage
+from core.records import Record
 from core.rules.evidence import Covered, covered_from
 from core.uow import Actor, UnitOfWork
 
+STAGE_T, GATE_T, APPROVAL_T, ARTIFACT_T = Stage.__table__, Gate.__table__, Approval.__table__, Artifact.__table__
+_STAGES = select(STAGE_T).where(STAGE_T.c.pipeline_id == bindparam("p")).order_by(STAGE_T.c.position)
+_GATES = select(GATE_T).where(GATE_T.c.pipeline_id == bindparam("p")).order_by(GATE_T.c.seq)
+_ARTIFACT_VERSIONS = (select(ARTIFACT_T.c.name, ARTIFACT_T.c.version, ARTIFACT_T.c.digest)
+                      .where(ARTIFACT_T.c.pipeline_id == bindparam("p")).order_by(ARTIFACT_T.c.seq))
+_STAGE_NAMED = (select(STAGE_T.c.seq, STAGE_T.c.name, STAGE_T.c.status)
+                .where(STAGE_T.c.pipeline_id == bindparam("p"), STAGE_T.c.name == bindparam("name")))
+_GATE_COLUMNS = [c.name for c in GATE_T.c]
+_APPROVAL_COLUMNS = [c.name for c in APPROVAL_T.c]
+_GATES_AND_DECISIONS = (
+    select(*GATE_T.c, *(c.label(f"a_{c.name}") for c in APPROVAL_T.c))
+    .outerjoin(APPROVAL_T, APPROVAL_T.c.gate_id == GATE_T.c.id)
+    .where(GATE_T.c.pipeline_id == bindparam("p")).order_by(GATE_T.c.seq, APPROVAL_T.c.seq)
+)
 
-def stages_of(uow: UnitOfWork, pipeline_id: str) -> list[Stage]:
-    return list(uow.session.exec(select(Stage).where(Stage.pipeline_id == pipeline_id).order_by(Stage.position)))
+
+def stages_of(uow: UnitOfWork, pipeline_id: str) -> list[Record]:
+    return uow.records(STAGE_T, _STAGES, {"p": pipeline_id})
 
 
-def gates_of(uow: UnitOfWork, pipeline_id: str) -> list[Gate]:
-    return list(uow.session.exec(select(Gate).where(Gate.pipeline_id == pipeline_id).order_by(Gate.seq)))
+def stage_named(uow: UnitOfWork, pipeline_id: str, name: str | None) -> Record | None:
+    """One stage of the pipeline (its seq, name and status), or None."""
+    return uow.record(STAGE_T, _STAGE_NAMED, {"p": pipeline_id, "name": name}) if name else None
+
+
+def gates_of(uow: UnitOfWork, pipeline_id: str) -> list[Record]:
+    return uow.records(GATE_T, _GATES, {"p": pipeline_id})
+
+
+def gates_and_decisions(uow: UnitOfWork, pipeline_id: str) -> tuple[list[Record], dict[str, list[Record]]]:
+    """The pipeline's gates and every decision on each (gate id -> approvals, oldest first), in one read."""
+    gates: dict[str, Record] = {}
+    decisions: dict[str, list[Record]] = {}
+    split = len(_GATE_COLUMNS)
+    for row in uow.conn.execute(_GATES_AND_DECISIONS, {"p": pipeline_id}):
+        gate = dict(zip(_GATE_COLUMNS, row[:split], strict=True))
+        if gate["id"] not in gates:
+            gates[gate["id"]] = uow.track(Record(GATE_T, gate))
+            decisions[gate["id"]] = []
+        if row[split] is not None:
+            decisions[gate["id"]].append(Record(APPROVAL_T, dict(zip(_APPROVAL_COLUMNS, row[split:], strict=True))))
+    return list(gates.values()), decisions
 
 
 def latest_artifacts(uow: UnitOfWork, pipeline_id: str) -> list[Covered]:
     """The latest version of each artifact of the pipeline, in first-added order."""
     latest: dict[str, Covered] = {}
-    stmt = select(Artifact.name, Artifact.version, Artifact.digest).where(Artifact.pipeline_id == pipeline_id)
-    for name, version, digest in uow.session.exec(stmt.order_by(Artifact.seq)):
+    for name, version, digest in uow.conn.execute(_ARTIFACT_VERSIONS, {"p": pipeline_id}):
         latest[name] = Covered(name, version, digest)
     return list(latest.values())
 
 
-def current_approvals(uow: UnitOfWork, pipeline_id: str) -> list[tuple[Gate, Approval]]:
-    """The approvals that count now: each gate's current round, decision approved."""
-    stmt = (select(Gate, Approval).join(Approval, (Approval.gate_id == Gate.id) & (Approval.round == Gate.round))
-            .where(Gate.pipeline_id == pipeline_id, Approval.decision == "approved").order_by(Approval.seq))
-    return list(uow.session.exec(stmt))
+def current_approvals(uow: UnitOfWork, pipeline_id: str) -> list[tuple]:
+    """The approvals that count now, as (gate, approval) pairs: each gate's current round, approved."""
+    return approved_now(*gates_and_decisions(uow, pipeline_id))
 
 
-def approvers_by_gate(pairs: list[tuple[Gate, Approval]]) -> dict[str, set[str]]:
+def approved_now(gates: list[Record], decisions: dict[str, list[Record]]) -> list[tuple]:
+    """(gate, approval) for the approvals of each gate's current round, in the order they were given."""
+    pairs = [(g, a) for g in gates for a in decisions[g.id] if a.round == g.round and a.decision == "approved"]
+    return sorted(pairs, key=lambda pair: pair[1].seq)
+
+
+def approvers_by_gate(pairs: list[tuple]) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for gate, approval in pairs:
         out.setdefault(gate.name, set()).add(approval.person)
     return out
 
 
-def covered_by_gate(pairs: list[tuple[Gate, Approval]], *, approved_only: bool = True) -> dict[str, list[Covered]]:
+def covered_by_gate(pairs: list[tuple], *, approved_only: bool = True) -> dict[str, list[Covered]]:
     out: dict[str, list[Covered]] = {}
     for gate, approval in pairs:
         if gate.status == "approved" or not approved_only:
@@ -83,20 +126,22 @@ def require_gates_approved(gates: list[Gate], stages: set[str] | None = None) ->
             raise GateNotApproved(f"gate not approved: {gate.name} (status {gate.status}, guards stage {gate.stage})")
 
 
-def move_stage(uow: UnitOfWork, actor: Actor, pipeline: Pipeline, target: str, reason: str | None) -> bool:
+def move_stage(uow: UnitOfWork, actor: Actor, pipeline: Pipeline, target: str, reason: str | None, *,
+               stages: list[Record] | None = None, gates: list[Record] | None = None) -> bool:
     """Move a running pipeline to ``target`` (forward or back). Returns False when already there.
 
     Forward: the stage left becomes completed, stages jumped over skipped; refused while a gate
     guarding any of them is not approved. Back (rework): stages from the target on are re-opened
-    and so is every gate guarding the target stage or a later one.
+    and so is every gate guarding the target stage or a later one. ``stages`` / ``gates``: the
+    pipeline's, when the caller has read them already.
     """
     fire(PIPELINE, pipeline, "stage")
-    stages = stages_of(uow, pipeline.id)
+    stages = stages if stages is not None else stages_of(uow, pipeline.id)
     by_name = {s.name: s for s in stages}
     current, dest = by_name[pipeline.current_stage], by_name[target]
     if current.name == dest.name:
         return False
-    gates = gates_of(uow, pipeline.id)
+    gates = gates if gates is not None else gates_of(uow, pipeline.id)
     now = uow.now()
     if dest.position > current.position:
         left = [s for s in stages if current.position <= s.position < dest.position]

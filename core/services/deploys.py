@@ -5,26 +5,30 @@ from __future__ import annotations
 
 import json
 
-from sqlmodel import select
+from sqlalchemy import bindparam, select
 
 from core.catalogue import DEPLOY_STATUSES, DEPLOY_STRATEGIES, check_choice
 from core.clock import new_id
+from core.errors import InvalidInput
 from core.machine import DEPLOY, PIPELINE, fire
-from core.models import Deploy
+from core.records import Record
 from core.rules.evidence import deploy_evidence, deploy_refusal, deployer_refusal, reviewed_versions
 from core.services.artifacts import get_artifact
 from core.services.common import (
+    approved_now,
     approvers_by_gate,
     covered_by_gate,
-    current_approvals,
-    gates_of,
+    gates_and_decisions,
     latest_artifacts,
     move_stage,
     require_gates_approved,
     stages_of,
 )
-from core.uow import Actor, UnitOfWork
+from core.services.dora import deployment_changed
+from core.uow import DEPLOYS, Actor, UnitOfWork
 from core.views import deploy_view
+
+_DEPLOYS_OF = select(DEPLOYS).where(DEPLOYS.c.pipeline_id == bindparam("p")).order_by(DEPLOYS.c.seq.desc())
 
 INITIAL_STATUSES = ("pending", "in-progress", "succeeded", "failed")
 # deploy-update --status X fires this trigger
@@ -41,30 +45,32 @@ def record_deploy(
     check_choice("deploy status", status, INITIAL_STATUSES)
     target = (target or "").strip()
     if not target:
-        from core.errors import InvalidInput
-
         raise InvalidInput("a deploy needs a non-empty --target")
     pipeline = uow.get_pipeline(pipeline_id, lock=True)
     fire(PIPELINE, pipeline, "deploy")
-    require_gates_approved(gates_of(uow, pipeline.id))
+    gates, decisions = gates_and_decisions(uow, pipeline.id)
+    require_gates_approved(gates)
     art = get_artifact(uow, pipeline.id, artifact) if artifact else None
-    evidence = _review_evidence(uow, actor, pipeline.id, art)
-    positions = {s.name: s.position for s in stages_of(uow, pipeline.id)}
+    evidence = _review_evidence(uow, actor, pipeline.id, art, approved_now(gates, decisions))
+    stages = stages_of(uow, pipeline.id)
+    positions = {s.name: s.position for s in stages}
     if "deploy" in positions and positions["deploy"] > positions[pipeline.current_stage]:
-        move_stage(uow, actor, pipeline, "deploy", None)
+        move_stage(uow, actor, pipeline, "deploy", None, stages=stages, gates=gates)
     now = uow.now()
-    row = Deploy(
-        id=new_id("dep"), pipeline_id=pipeline.id, strategy=strategy, target=target,
-        artifact_id=art.id if art else None, artifact_name=art.name if art else None,
-        artifact_version=art.version if art else None, ref=ref, status=DEPLOY.initial,
-        created_by=uow.settings.person(actor.name), surface=actor.surface, run_url=actor.run_url,
-        created_at=now, updated_at=now, evidence=json.dumps(evidence, sort_keys=True),
-    )
+    row = Record(DEPLOYS, {
+        "id": new_id("dep"), "pipeline_id": pipeline.id, "strategy": strategy, "target": target,
+        "artifact_id": art.id if art else None, "artifact_name": art.name if art else None,
+        "artifact_version": art.version if art else None, "ref": ref, "status": DEPLOY.initial,
+        "created_by": uow.settings.person(actor.name), "surface": actor.surface, "run_url": actor.run_url,
+        "created_at": now, "updated_at": now, "finished_at": None, "evidence": json.dumps(evidence, sort_keys=True),
+    })
     if status != DEPLOY.initial:
         fire(DEPLOY, row, STATUS_TRIGGERS[status])
     if status in FINISHED:
         row.finished_at = now
-    uow.add(row)
+    row = uow.insert(DEPLOYS, row.as_dict())
+    if row.status == "succeeded":
+        deployment_changed(uow, row)
     uow.audit(actor, "deploy", row.id, "record", pipeline_id=pipeline.id, to_state=row.status,
               data={"strategy": strategy, "target": target, "ref": ref,
                     "artifact": f"{art.name}@{art.version}" if art else None})
@@ -73,10 +79,9 @@ def record_deploy(
     return view
 
 
-def _review_evidence(uow: UnitOfWork, actor: Actor, pipeline_id: str, art) -> dict:
+def _review_evidence(uow: UnitOfWork, actor: Actor, pipeline_id: str, art, pairs: list[tuple]) -> dict:
     """Refuse a deploy of an unreviewed version or by one of the approvers (when the policy says so);
     return what was reviewed and what was built after review, for the deploy record."""
-    pairs = current_approvals(uow, pipeline_id)
     covered = covered_by_gate(pairs)
     reviewed = reviewed_versions(covered)
     refusal = (deploy_refusal(art.name, art.version, reviewed) if art else None) or deployer_refusal(
@@ -98,6 +103,8 @@ def update_deploy(uow: UnitOfWork, actor: Actor, deploy_id: str, status: str, re
     row.updated_at = uow.now()
     if after in FINISHED:
         row.finished_at = row.updated_at
+    if after == "succeeded":
+        deployment_changed(uow, row)
     uow.audit(actor, "deploy", row.id, "update", pipeline_id=row.pipeline_id, from_state=before, to_state=after,
               reason=reason)
     view = deploy_view(row) | {"changed": True}
@@ -112,7 +119,7 @@ def rollback_deploy(uow: UnitOfWork, actor: Actor, deploy_id: str, reason: str |
     return view
 
 
-def apply_rollback(uow: UnitOfWork, actor: Actor, row: Deploy, reason: str | None = None) -> dict:
+def apply_rollback(uow: UnitOfWork, actor: Actor, row: Record, reason: str | None = None) -> dict:
     """The rollback step inside the caller's unit of work (which holds the pipeline lock); no commit."""
     if row.status == "rolled-back":
         return deploy_view(row) | {"changed": False}
@@ -122,6 +129,7 @@ def apply_rollback(uow: UnitOfWork, actor: Actor, row: Deploy, reason: str | Non
     row.updated_at = row.rolled_back_at = now
     row.finished_at = row.finished_at or now
     row.rolled_back_by, row.rollback_reason = uow.settings.person(actor.name), reason
+    deployment_changed(uow, row)
     uow.audit(actor, "deploy", row.id, "rollback", pipeline_id=row.pipeline_id, from_state=before, to_state=after,
               reason=reason, data={"target": row.target})
     return deploy_view(row) | {"changed": True}
@@ -129,8 +137,7 @@ def apply_rollback(uow: UnitOfWork, actor: Actor, row: Deploy, reason: str | Non
 
 def list_deploys(uow: UnitOfWork, actor: Actor, pipeline_id: str) -> list[dict]:
     uow.get_pipeline(pipeline_id)
-    rows = uow.session.exec(select(Deploy).where(Deploy.pipeline_id == pipeline_id).order_by(Deploy.seq.desc()))
-    return [deploy_view(d) for d in rows]
+    return [deploy_view(d) for d in uow.conn.execute(_DEPLOYS_OF, {"p": pipeline_id})]
 
 
 def show_deploy(uow: UnitOfWork, actor: Actor, deploy_id: str) -> dict:

@@ -1,17 +1,20 @@
-"""The four DORA figures, computed by the database from deploys, rollbacks and verdicts.
+"""The four DORA figures, from the deployments table that the write paths keep (core/aggregates.py).
 
 ``DEFINITIONS`` is the one text of what each figure means: ``pipe stats --explain`` prints it and
-docs/monitoring.md carries it verbatim (a test keeps them equal). All four figures come from one SQL statement
-with aggregates, window functions and correlated ``LIMIT 1`` subqueries that both SQLite and
-PostgreSQL run; Python only divides and rounds.
+docs/monitoring.md carries it verbatim (a test keeps them equal). Each deploy that went out has a
+row with its facts (when it went out, lead time, failure, restore), so the figures of a window are
+one indexed range read, counted and ranked by the database; Python only divides and rounds. The
+cost follows the deployments inside the window, not the history.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import cache
 
 from sqlalchemy import bindparam, text
 
+from core.aggregates import refresh
 from core.clock import iso, parse_iso
 from core.errors import InvalidInput
 from core.models import UTCDateTime
@@ -48,50 +51,22 @@ DEFINITIONS: dict[str, str] = {
     ),
 }
 
-# One row per deploy that went out: when it succeeded (a rolled-back deploy's success is in the
-# audit trail), when it first turned unhealthy, and when it failed. ``deployments`` is referenced
-# several times, so both databases compute it once; PostgreSQL would otherwise inline ``d`` and
-# ``restored`` and run their subqueries once per reference (SQLite materialises them anyway).
-# ``finished_at >= :since`` is a cheap necessary condition (a deploy goes out before it finishes)
-# that spares the subqueries for older deploys.
+# ``w`` (the window's deployments) is referenced several times: PostgreSQL computes it once.
 _SQL = """
-WITH d AS {materialized} (
-  SELECT d.id, d.seq, d.target, d.status, d.created_at, d.rolled_back_at, p.created_at AS pipeline_created,
-    CASE WHEN d.status = 'succeeded' THEN d.finished_at
-         ELSE (SELECT MIN(a.at) FROM audit_events a
-               WHERE a.entity_id = d.id AND a.entity = 'deploy' AND a.to_state = 'succeeded') END AS succeeded_at,
-    (SELECT MIN(v.at) FROM verdict_events v WHERE v.deploy_id = d.id AND v.verdict = 'unhealthy') AS unhealthy_at
-  FROM deploys d JOIN pipelines p ON p.id = d.pipeline_id
-  WHERE d.status IN ('succeeded', 'rolled-back') AND d.created_at < :until AND d.finished_at >= :since {target}
-), deployments AS (
-  SELECT w.* FROM (
-    SELECT d.*,
-      CASE WHEN succeeded_at IS NOT NULL THEN succeeded_at ELSE rolled_back_at END AS out_at,
-      CASE WHEN unhealthy_at IS NOT NULL AND (rolled_back_at IS NULL OR unhealthy_at < rolled_back_at)
-           THEN unhealthy_at ELSE rolled_back_at END AS failed_at
-    FROM d) w
-  WHERE w.out_at >= :since AND w.out_at < :until
-), lead_times AS (
-  SELECT {lead} AS x FROM deployments WHERE succeeded_at IS NOT NULL
-), restored AS {materialized} (
-    SELECT f.failed_at, (
-      SELECT n.finished_at FROM deploys n
-      WHERE n.target = f.target AND n.created_at > f.created_at AND n.status = 'succeeded'
-        AND n.finished_at > f.failed_at
-        AND NOT EXISTS (SELECT 1 FROM verdict_events u WHERE u.deploy_id = n.id AND u.verdict = 'unhealthy')
-      ORDER BY n.created_at, n.seq LIMIT 1) AS restored_at
-    FROM deployments f WHERE f.failed_at IS NOT NULL
-), restores AS (
-  SELECT {restore} AS x FROM restored WHERE restored_at IS NOT NULL
+WITH w AS {materialized} (
+  SELECT succeeded_at, lead_seconds, failed_at, restore_seconds FROM dora_deployments
+  WHERE out_at >= :since AND out_at < :until {target}
 ), lr AS (
-  SELECT x, ROW_NUMBER() OVER (ORDER BY x) AS rn, COUNT(*) OVER () AS n FROM lead_times
+  SELECT lead_seconds AS x, ROW_NUMBER() OVER (ORDER BY lead_seconds) AS rn, COUNT(*) OVER () AS n
+  FROM w WHERE lead_seconds IS NOT NULL
 ), rr AS (
-  SELECT x, ROW_NUMBER() OVER (ORDER BY x) AS rn, COUNT(*) OVER () AS n FROM restores
+  SELECT restore_seconds AS x, ROW_NUMBER() OVER (ORDER BY restore_seconds) AS rn, COUNT(*) OVER () AS n
+  FROM w WHERE restore_seconds IS NOT NULL
 )
 SELECT
-  (SELECT COUNT(*) FROM deployments WHERE succeeded_at IS NOT NULL),
-  (SELECT COUNT(*) FROM deployments),
-  (SELECT COUNT(*) FROM deployments WHERE failed_at IS NOT NULL),
+  (SELECT COUNT(*) FROM w WHERE succeeded_at IS NOT NULL),
+  (SELECT COUNT(*) FROM w),
+  (SELECT COUNT(*) FROM w WHERE failed_at IS NOT NULL),
   (SELECT COUNT(*) FROM lr), {lead_median}, {lead_p90},
   (SELECT COUNT(*) FROM rr), {restore_median}
 """
@@ -102,17 +77,20 @@ def _percentile(ranked: str, p: int) -> str:
     return f"(SELECT MAX(x) FROM {ranked} WHERE rn = (n * {p} + 99) / 100)"
 
 
-def _seconds(dialect: str, later: str, earlier: str) -> str:
-    if dialect == "postgresql":
-        return f"EXTRACT(EPOCH FROM ({later} - {earlier}))"
-    return f"(julianday({later}) - julianday({earlier})) * 86400.0"
+def deployment_changed(uow: UnitOfWork, deploy) -> None:
+    """``deploy`` succeeded, was rolled back or judged unhealthy in this unit of work: its DORA facts
+    (and those of the earlier failures it restores or stops restoring) are re-derived at commit."""
+    uow.defer("dora", deploy, lambda deploys: refresh(uow.conn, deploys))
+
+
+_NO_JIT = text("SET LOCAL jit = off")
 
 
 def no_jit(uow: UnitOfWork) -> None:
-    """Reports scan many rows, so PostgreSQL's planner switches on JIT compilation, which costs more
-    than it saves here: measured 4 s of compiling for 0.1 s of executing on 100k deploys."""
+    """Reports can scan many rows, so PostgreSQL's planner may switch on JIT compilation, which costs
+    more than it saves here: measured 4 s of compiling for 0.1 s of executing on 100k deploys."""
     if uow.dialect == "postgresql":
-        uow.session.execute(text("SET LOCAL jit = off"))
+        uow.conn.execute(_NO_JIT)
 
 
 def window(now: datetime, since: str | None, until: str | None) -> tuple[datetime, datetime]:
@@ -127,21 +105,23 @@ def _round(value) -> float | None:
     return None if value is None else round(float(value), 3)
 
 
+@cache
+def _statement(dialect: str, by_target: bool):
+    sql = _SQL.format(
+        materialized="MATERIALIZED" if dialect == "postgresql" else "",
+        target="AND target = :target" if by_target else "",
+        lead_median=_percentile("lr", 50), lead_p90=_percentile("lr", 90), restore_median=_percentile("rr", 50),
+    )
+    return text(sql).bindparams(bindparam("since", type_=UTCDateTime()), bindparam("until", type_=UTCDateTime()))
+
+
 def dora_figures(
     uow: UnitOfWork, since: str | None = None, until: str | None = None, target: str | None = None,
 ) -> dict:
     start, end = window(uow.now(), since, until)
-    sql = _SQL.format(
-        materialized="MATERIALIZED" if uow.dialect == "postgresql" else "",
-        target="AND d.target = :target" if target else "",
-        lead=_seconds(uow.dialect, "succeeded_at", "pipeline_created"),
-        restore=_seconds(uow.dialect, "restored_at", "failed_at"),
-        lead_median=_percentile("lr", 50), lead_p90=_percentile("lr", 90), restore_median=_percentile("rr", 50),
-    )
-    stmt = text(sql).bindparams(bindparam("since", type_=UTCDateTime()), bindparam("until", type_=UTCDateTime()))
     params = {"since": start, "until": end} | ({"target": target} if target else {})
     no_jit(uow)
-    row = uow.session.execute(stmt, params).one()
+    row = uow.conn.execute(_statement(uow.dialect, bool(target)), params).one()
     succeeded, deployments, failures, lead_n, lead_median, lead_p90, restored, restore_median = row
     days = (end - start).total_seconds() / 86400
     return {

@@ -5,45 +5,49 @@ from __future__ import annotations
 
 import json
 
-from sqlmodel import select
+from sqlalchemy import bindparam, select
 
 from core.errors import Conflict, InvalidInput, NotAllowed
 from core.machine import GATE, PIPELINE, STAGE, fire
-from core.models import Approval, Gate, Pipeline
+from core.records import Record
 from core.rules.evidence import approval_refusal
 from core.rules.gates import can_decide, gate_state
 from core.services.common import (
+    APPROVAL_T,
+    approved_now,
     approvers_by_gate,
-    current_approvals,
-    gates_of,
+    gates_and_decisions,
     get_gate,
     latest_artifacts,
-    stages_of,
+    stage_named,
 )
 from core.uow import Actor, UnitOfWork
 from core.views import gate_view
 
+_DECISIONS = select(APPROVAL_T).where(APPROVAL_T.c.gate_id == bindparam("g")).order_by(APPROVAL_T.c.seq)
 
-def _load(uow: UnitOfWork, actor: Actor, pipeline_id: str, gate_name: str) -> tuple[Pipeline, Gate, str]:
-    """Lock the pipeline, find the gate, and refuse unless the actor's person may decide it now."""
+
+def _load(uow: UnitOfWork, actor: Actor, pipeline_id: str, gate_name: str) -> tuple:
+    """Lock the pipeline, read its gates with their decisions, and refuse unless the actor's person
+    may decide the gate now. Returns (pipeline, gate, its decisions, every gate's decisions, person)."""
     pipeline = uow.get_pipeline(pipeline_id, lock=True)
-    gate = get_gate(gates_of(uow, pipeline.id), pipeline, gate_name)
+    gates, decisions = gates_and_decisions(uow, pipeline.id)
+    gate = get_gate(gates, pipeline, gate_name)
     person = uow.settings.person(actor.name)
     can_decide(pipeline, gate, person, uow.settings.policy(gate.name), service=actor.service_name).require()
-    return pipeline, gate, person
+    return pipeline, gate, decisions[gate.id], (gates, decisions), person
 
 
-def _separate(uow: UnitOfWork, pipeline: Pipeline, gate: Gate, person: str) -> None:
+def _separate(uow: UnitOfWork, gate, person: str, everything: tuple) -> None:
     """Refuse an approval that would let one person approve two gates the policy keeps apart."""
     separation = uow.settings.separation
     if separation.distinct:
-        refusal = approval_refusal(person, gate.name, approvers_by_gate(current_approvals(uow, pipeline.id)),
-                                   separation)
+        refusal = approval_refusal(person, gate.name, approvers_by_gate(approved_now(*everything)), separation)
         if refusal is not None:
             raise refusal
 
 
-def _one_decision_per_principal(decisions: list[Approval], gate: Gate, actor: Actor, person: str) -> None:
+def _one_decision_per_principal(decisions: list, gate, actor: Actor, person: str) -> None:
     """A principal speaks for one person per round: a token or a Slack user can't approve twice as two people.
 
     A direct-database administrator (``os:``) is exempt, and recorded as what it is."""
@@ -55,36 +59,33 @@ def _one_decision_per_principal(decisions: list[Approval], gate: Gate, actor: Ac
                              "one principal gives one decision")
 
 
-def _decisions(uow: UnitOfWork, gate: Gate) -> list[Approval]:
-    return list(uow.session.exec(select(Approval).where(Approval.gate_id == gate.id).order_by(Approval.seq)))
+def _decisions(uow: UnitOfWork, gate) -> list[Record]:
+    return uow.records(APPROVAL_T, _DECISIONS, {"g": gate.id})
 
 
-def _mine(decisions: list[Approval], gate: Gate, person: str) -> Approval | None:
+def _mine(decisions: list, gate, person: str):
     return next((a for a in decisions if a.round == gate.round and a.person == person), None)
 
 
-def _record(uow: UnitOfWork, actor: Actor, person: str, gate: Gate, decision: str, reason: str | None) -> Approval:
+def _record(uow: UnitOfWork, actor: Actor, person: str, gate, decision: str, reason: str | None) -> Record:
     covered = [c.as_dict() for c in latest_artifacts(uow, gate.pipeline_id)]
-    row = Approval(
-        gate_id=gate.id, pipeline_id=gate.pipeline_id, round=gate.round, decision=decision,
-        actor=actor.name, person=person, surface=actor.surface, reason=reason, run_url=actor.run_url,
-        created_at=uow.now(), principal=actor.principal, on_behalf_of=actor.on_behalf_of,
-        covered=json.dumps(covered, sort_keys=True),
-    )
-    uow.add(row)
-    return row
+    return uow.insert(APPROVAL_T, {
+        "gate_id": gate.id, "pipeline_id": gate.pipeline_id, "round": gate.round, "decision": decision,
+        "actor": actor.name, "person": person, "surface": actor.surface, "reason": reason, "run_url": actor.run_url,
+        "created_at": uow.now(), "principal": actor.principal, "on_behalf_of": actor.on_behalf_of,
+        "covered": json.dumps(covered, sort_keys=True),
+    })
 
 
 def approve_gate(uow: UnitOfWork, actor: Actor, pipeline_id: str, gate: str, reason: str | None = None) -> dict:
-    pipeline, row, person = _load(uow, actor, pipeline_id, gate)
-    decisions = _decisions(uow, row)
+    pipeline, row, decisions, everything, person = _load(uow, actor, pipeline_id, gate)
     _one_decision_per_principal(decisions, row, actor, person)
     mine = _mine(decisions, row, person)
     if mine is not None and mine.decision == "rejected":
         raise Conflict(f"{person} already rejected gate {row.name} in this round")
     if mine is not None or row.status == "approved":
         return gate_view(row, decisions) | {"changed": False}
-    _separate(uow, pipeline, row, person)
+    _separate(uow, row, person, everything)
     decisions.append(_record(uow, actor, person, row, "approved", reason))
     count = sum(1 for a in decisions if a.round == row.round and a.decision == "approved")
     data = {"gate": row.name, "approvals": count, "required": row.required_approvals}
@@ -104,8 +105,7 @@ def reject_gate(uow: UnitOfWork, actor: Actor, pipeline_id: str, gate: str, reas
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput("reject needs a --reason")
-    pipeline, row, person = _load(uow, actor, pipeline_id, gate)
-    decisions = _decisions(uow, row)
+    pipeline, row, decisions, _, person = _load(uow, actor, pipeline_id, gate)
     _one_decision_per_principal(decisions, row, actor, person)
     if _mine(decisions, row, person) is not None:
         raise Conflict(f"{person} already decided gate {row.name} in this round")
@@ -118,10 +118,10 @@ def reject_gate(uow: UnitOfWork, actor: Actor, pipeline_id: str, gate: str, reas
     failure = f"gate {row.name} rejected: {reason}"
     p_before, p_after = fire(PIPELINE, pipeline, "fail")
     pipeline.reason, pipeline.updated_at = failure, now
-    for stage in stages_of(uow, pipeline.id):
-        if stage.name == pipeline.current_stage and stage.status == "running":
-            fire(STAGE, stage, "fail")
-            stage.finished_at = now
+    stage = stage_named(uow, pipeline.id, pipeline.current_stage)
+    if stage is not None and stage.status == "running":
+        fire(STAGE, stage, "fail")
+        stage.finished_at = now
     uow.audit(actor, "pipeline", pipeline.id, "fail", pipeline_id=pipeline.id, from_state=p_before,
               to_state=p_after, reason=failure)
     view = gate_view(row, decisions) | {"changed": True, "pipeline_status": pipeline.status}
@@ -132,8 +132,9 @@ def reject_gate(uow: UnitOfWork, actor: Actor, pipeline_id: str, gate: str, reas
 def gate_status(uow: UnitOfWork, actor: Actor, pipeline_id: str, gate: str) -> dict:
     """One gate's decisions and where it stands (``gate_state``): what a client waiting on it polls."""
     pipeline = uow.get_pipeline(pipeline_id)
-    row = get_gate(gates_of(uow, pipeline.id), pipeline, gate)
-    return gate_view(row, _decisions(uow, row)) | {
+    gates, decisions = gates_and_decisions(uow, pipeline.id)
+    row = get_gate(gates, pipeline, gate)
+    return gate_view(row, decisions[row.id]) | {
         "pipeline_status": pipeline.status, "current_stage": pipeline.current_stage,
         "state": gate_state(pipeline, row),
     }

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from functools import cache
 
-from sqlalchemy import text, tuple_
-from sqlmodel import select
+from sqlalchemy import bindparam, literal, select, text, tuple_
 
 from core.clock import iso, new_id
 from core.errors import InvalidInput, NotFound
-from core.models import Deploy, MonitorEvent, Pipeline, VerdictEvent
+from core.models import MonitorEvent, Pipeline, UTCDateTime, VerdictEvent
+from core.records import Record
 from core.rules.metrics import (
     MetricRule,
     change,
@@ -34,7 +35,8 @@ from core.rules.metrics import (
     worst,
 )
 from core.services.deploys import apply_rollback
-from core.uow import Actor, UnitOfWork
+from core.services.dora import deployment_changed
+from core.uow import DEPLOYS, Actor, UnitOfWork
 from core.views import monitor_event_view
 
 TREND_POINTS = 10
@@ -43,13 +45,18 @@ EVIDENCE_MAX = 20
 BASELINE_DEPLOY_STATUSES = ("in-progress", "succeeded")
 BASELINE_DEPLOY_LOOKBACK = 5
 ROLLBACK_FROM = ("in-progress", "succeeded")
+WENT_OUT = ("succeeded", "rolled-back")  # with a verdict, only these statuses have DORA facts
+EVENTS, VERDICTS = MonitorEvent.__table__, VerdictEvent.__table__
+MAX_SEQ = 2**31 - 1
 
 
 # ---- reading the events ----------------------------------------------------------------------------
 
-def latest_deploy(uow: UnitOfWork, pipeline_id: str) -> Deploy | None:
-    stmt = select(Deploy).where(Deploy.pipeline_id == pipeline_id).order_by(Deploy.seq.desc()).limit(1)
-    return uow.session.exec(stmt).first()
+_LATEST_DEPLOY = select(DEPLOYS).where(DEPLOYS.c.pipeline_id == bindparam("p")).order_by(DEPLOYS.c.seq.desc()).limit(1)
+
+
+def latest_deploy(uow: UnitOfWork, pipeline_id: str) -> Record | None:
+    return uow.record(DEPLOYS, _LATEST_DEPLOY, {"p": pipeline_id})
 
 
 _METRICS_SQL = text("""
@@ -65,27 +72,32 @@ SELECT metric FROM m WHERE metric IS NOT NULL
 
 def metrics_of(uow: UnitOfWork, pipeline_id: str) -> list[str]:
     """The pipeline's distinct metric names: one index seek per name, not a scan of its events."""
-    return [r[0] for r in uow.session.execute(_METRICS_SQL, {"p": pipeline_id})]
+    return [r[0] for r in uow.conn.execute(_METRICS_SQL, {"p": pipeline_id})]
 
 
-MAX_SEQ = 2**31 - 1
-
-
-def _slice(uow: UnitOfWork, by, key: str, metric: str, limit: int, *, below: int | None = None,
-           upto: int | None = None, oldest: bool = False, where=()) -> list[MonitorEvent]:
-    """Events of one (pipeline or deploy, metric), newest first (or oldest first), seq-bounded.
+@cache
+def _slice_statement(by: str, inclusive: bool, oldest: bool):
+    """Events of one (``by``, metric), bounded by seq, newest (or oldest) first, LIMIT :n.
 
     The bounds are row values over the whole (by, metric, seq) index key rather than equalities:
     with equalities PostgreSQL may walk the primary key backwards and filter, which for a deploy
     with many events costs a scan of everything recorded since; a row-value range over the index
     key can only be served by that index, in its order, on both databases.
     """
-    key_cols = (by, MonitorEvent.metric, MonitorEvent.seq)
-    high = (key, metric, below) if below is not None else (key, metric, upto if upto is not None else MAX_SEQ)
-    upper = tuple_(*key_cols) < tuple_(*high) if below is not None else tuple_(*key_cols) <= tuple_(*high)
-    order = [c if oldest else c.desc() for c in key_cols]
-    stmt = select(MonitorEvent).where(tuple_(*key_cols) >= tuple_(key, metric, -1), upper, *where)
-    return list(uow.session.exec(stmt.order_by(*order).limit(limit)))
+    key = (EVENTS.c[by], EVENTS.c.metric, EVENTS.c.seq)
+    high = tuple_(bindparam("key"), bindparam("metric"), bindparam("seq"))
+    upper = tuple_(*key) <= high if inclusive else tuple_(*key) < high
+    lower = tuple_(*key) >= tuple_(bindparam("key"), bindparam("metric"), literal(-1))
+    order = [c if oldest else c.desc() for c in key]
+    return select(EVENTS).where(lower, upper).order_by(*order).limit(bindparam("n"))
+
+
+def _slice(uow: UnitOfWork, by, key: str, metric: str, limit: int, *, below: int | None = None,
+           upto: int | None = None, oldest: bool = False) -> list:
+    """Events of one (pipeline or deploy, metric), newest first (or oldest first), seq-bounded."""
+    stmt = _slice_statement(by.key, below is None, oldest)
+    seq = below if below is not None else (upto if upto is not None else MAX_SEQ)
+    return list(uow.conn.execute(stmt, {"key": key, "metric": metric, "seq": seq, "n": limit}))
 
 
 def latest_values(uow: UnitOfWork, pipeline_id: str) -> list[dict]:
@@ -94,7 +106,7 @@ def latest_values(uow: UnitOfWork, pipeline_id: str) -> list[dict]:
     return [monitor_event_view(r[0]) for r in rows if r]
 
 
-def _window(rule: MetricRule, rows: list[MonitorEvent]) -> list[MonitorEvent]:
+def _window(rule: MetricRule, rows: list) -> list:
     """Rows are newest first; a duration window keeps those within it of the newest."""
     if rule.baseline_seconds and rows:
         since = rows[0].recorded_at - timedelta(seconds=rule.baseline_seconds)
@@ -102,26 +114,61 @@ def _window(rule: MetricRule, rows: list[MonitorEvent]) -> list[MonitorEvent]:
     return rows
 
 
-def find_baseline(uow: UnitOfWork, dep: Deploy, metric: str, rule: MetricRule, first_seq: int | None) -> dict | None:
-    """The events the deploy is compared with, newest first, and where they came from."""
-    rows = _window(rule, _slice(uow, MonitorEvent.pipeline_id, dep.pipeline_id, metric, rule.baseline_window,
-                                below=first_seq, where=[MonitorEvent.recorded_at <= dep.created_at]))
-    if rows:
-        return {"source": "pipeline", "deploy_id": None, "rows": rows}
-    earlier = uow.session.exec(
-        select(Deploy).where(Deploy.target == dep.target, Deploy.created_at <= dep.created_at,
-                             Deploy.seq < dep.seq, Deploy.status.in_(BASELINE_DEPLOY_STATUSES))
-        .order_by(Deploy.created_at.desc(), Deploy.seq.desc()).limit(BASELINE_DEPLOY_LOOKBACK)
-    )
-    for prev in earlier:
-        rows = _window(rule, _slice(uow, MonitorEvent.deploy_id, prev.id, metric, rule.baseline_window))
-        if rows:
-            return {"source": "previous-deploy", "deploy_id": prev.id, "rows": rows}
+# The baseline candidates in one read: the pipeline's events of the metric recorded before the
+# deploy (before its first event of the metric, and no later than its creation), newest first; and
+# the newest events of the first of the few previous deploys to the same target (that did not fail
+# or roll back) having any, for when the pipeline has none. Row-value bounds: see _slice_statement.
+_BASELINE_SQL = """
+SELECT * FROM (
+  SELECT 'pipeline' AS source, e.deploy_id, e.id, e.seq, e.value, e.recorded_at FROM monitor_events e
+  WHERE (e.pipeline_id, e.metric, e.seq) >= (:p, :m, -1)
+    AND (e.pipeline_id, e.metric, e.seq) < (:p, :m, COALESCE(:first, (
+          SELECT MIN(f.seq) FROM monitor_events f WHERE f.deploy_id = :d AND f.metric = :m), :max))
+    AND e.recorded_at <= :created
+  ORDER BY e.pipeline_id DESC, e.metric DESC, e.seq DESC LIMIT :n
+) AS here
+UNION ALL
+SELECT * FROM (
+  SELECT 'previous-deploy', e.deploy_id, e.id, e.seq, e.value, e.recorded_at FROM monitor_events e
+  WHERE (e.deploy_id, e.metric, e.seq) >= ((SELECT id FROM earlier), :m, -1)
+    AND (e.deploy_id, e.metric, e.seq) <= ((SELECT id FROM earlier), :m, :max)
+  ORDER BY e.deploy_id DESC, e.metric DESC, e.seq DESC LIMIT :n
+) AS before
+"""
+_EARLIER = """
+WITH earlier AS (
+  SELECT id FROM (
+    SELECT d.id, d.created_at, d.seq FROM deploys d
+    WHERE d.target = :t AND d.created_at <= :created AND d.seq < :dseq AND d.status IN ({statuses})
+    ORDER BY d.created_at DESC, d.seq DESC LIMIT {lookback}
+  ) AS recent
+  WHERE EXISTS (SELECT 1 FROM monitor_events x WHERE x.deploy_id = recent.id AND x.metric = :m)
+  ORDER BY created_at DESC, seq DESC LIMIT 1
+)"""
+_BASELINE = text(
+    _EARLIER.format(statuses=", ".join(f"'{s}'" for s in BASELINE_DEPLOY_STATUSES), lookback=BASELINE_DEPLOY_LOOKBACK)
+    + _BASELINE_SQL
+).bindparams(bindparam("created", type_=UTCDateTime()), bindparam("first", type_=EVENTS.c.seq.type),
+             bindparam("max", MAX_SEQ)).columns(recorded_at=UTCDateTime())
+
+
+def find_baseline(uow: UnitOfWork, dep, metric: str, rule: MetricRule, first_seq: int | None = None) -> dict | None:
+    """The events the deploy is compared with, newest first, and where they came from. ``first_seq``:
+    the seq of the deploy's first event of the metric when the caller has it (else it is looked up)."""
+    rows = list(uow.conn.execute(_BASELINE, {
+        "p": dep.pipeline_id, "m": metric, "d": dep.id, "first": first_seq, "created": dep.created_at,
+        "n": rule.baseline_window, "t": dep.target, "dseq": dep.seq,
+    }))
+    for source in ("pipeline", "previous-deploy"):
+        found = _window(rule, [r for r in rows if r.source == source])
+        if found:
+            return {"source": source, "deploy_id": found[0].deploy_id if source != "pipeline" else None,
+                    "rows": found}
     return None
 
 
-def assess(uow: UnitOfWork, pipeline_id: str, dep: Deploy | None, metric: str, rule: MetricRule | None,
-           *, latest: MonitorEvent | None = None, with_trend: bool = True) -> dict:
+def assess(uow: UnitOfWork, pipeline_id: str, dep, metric: str, rule: MetricRule | None,
+           *, latest=None, with_trend: bool = True) -> dict:
     """One metric of one deploy (or of the pipeline, before any deploy): the monitor-status row.
 
     ``latest``: the newest event when the caller already holds it (monitor-record just wrote it);
@@ -133,8 +180,7 @@ def assess(uow: UnitOfWork, pipeline_id: str, dep: Deploy | None, metric: str, r
         latest = last[0] if last else None
     baseline = None
     if dep is not None and rule is not None:
-        first = _slice(uow, by, key, metric, 1, oldest=True)[0].seq if latest else None
-        baseline = find_baseline(uow, dep, metric, rule, first)
+        baseline = find_baseline(uow, dep, metric, rule)
     base_value = sum(r.value for r in baseline["rows"]) / len(baseline["rows"]) if baseline else None
     value = latest.value if latest else None
     verdict = judge(rule, value) if latest else "unknown"
@@ -184,42 +230,45 @@ def record_metric(
             raise InvalidInput(f"deploy {deploy} belongs to pipeline {dep.pipeline_id}, not {pipeline.id}")
     else:
         dep = latest_deploy(uow, pipeline.id)
-    row = MonitorEvent(
-        id=new_id("mon"), pipeline_id=pipeline.id, deploy_id=dep.id if dep else None, metric=metric,
-        value=number, unit=unit, actor=uow.settings.person(actor.name), surface=actor.surface,
-        run_url=actor.run_url, recorded_at=uow.now(),
-    )
-    uow.add(row)
-    uow.session.flush()  # the assessment below reads this event back
+    row = uow.insert(EVENTS, {
+        "id": new_id("mon"), "pipeline_id": pipeline.id, "deploy_id": dep.id if dep else None, "metric": metric,
+        "value": number, "unit": unit, "actor": uow.settings.person(actor.name), "surface": actor.surface,
+        "run_url": actor.run_url, "recorded_at": uow.now(),
+    })
     assessed = assess(uow, pipeline.id, dep, metric, uow.settings.metric_rules.get(metric), latest=row,
                       with_trend=False)
     verdict = _record_verdict(uow, actor, pipeline, dep, assessed)
     rollback = _auto_rollback(uow, actor, pipeline, dep, assessed)
+    if verdict["changed"] and verdict["verdict"] == "unhealthy" and dep is not None \
+            and dep.status in WENT_OUT:
+        deployment_changed(uow, dep)  # a deployment judged unhealthy has failed (DORA)
     view = monitor_event_view(row) | {"verdict": verdict, "rollback": rollback}
     uow.commit()
     return view
 
 
-def _record_verdict(uow: UnitOfWork, actor: Actor, pipeline: Pipeline, dep: Deploy | None, a: dict) -> dict:
+_LAST_VERDICT = (select(VERDICTS.c.verdict)
+                 .where(VERDICTS.c.pipeline_id == bindparam("p"), VERDICTS.c.metric == bindparam("m"))
+                 .order_by(VERDICTS.c.seq.desc()).limit(1))
+_LAST_VERDICT_OF = {True: _LAST_VERDICT.where(VERDICTS.c.deploy_id == bindparam("d")),
+                    False: _LAST_VERDICT.where(VERDICTS.c.deploy_id.is_(None))}
+
+
+def _record_verdict(uow: UnitOfWork, actor: Actor, pipeline: Pipeline, dep, a: dict) -> dict:
     """Append a VerdictEvent (and its audit event) when the metric's verdict for the deploy changes."""
-    stmt = select(VerdictEvent).where(
-        VerdictEvent.pipeline_id == pipeline.id, VerdictEvent.metric == a["metric"],
-        VerdictEvent.deploy_id == dep.id if dep else VerdictEvent.deploy_id.is_(None),
-    ).order_by(VerdictEvent.seq.desc()).limit(1)
-    last = uow.session.exec(stmt).first()
-    previous = last.verdict if last else "unknown"
+    params = {"p": pipeline.id, "m": a["metric"]} | ({"d": dep.id} if dep else {})
+    previous = uow.conn.execute(_LAST_VERDICT_OF[dep is not None], params).scalar() or "unknown"
     summary = {"metric": a["metric"], "verdict": a["verdict"], "previous": previous, "changed": False,
                "reason": a["reason"], "regression": a["regression"], "regression_reason": a["regression_reason"],
                "baseline": a["baseline"], "verdict_event_id": None}
     if a["verdict"] == previous or a["verdict"] == "unknown":
         return summary
-    event = VerdictEvent(
-        id=new_id("vrd"), pipeline_id=pipeline.id, deploy_id=dep.id if dep else None, metric=a["metric"],
-        previous=previous, verdict=a["verdict"], regression=a["regression"],
-        reason=f"{a['metric']}: {a['reason']}; {a['regression_reason']}",
-        evidence=json.dumps(a["evidence"]), at=uow.now(),
-    )
-    uow.add(event)
+    event = uow.insert(VERDICTS, {
+        "id": new_id("vrd"), "pipeline_id": pipeline.id, "deploy_id": dep.id if dep else None,
+        "metric": a["metric"], "previous": previous, "verdict": a["verdict"], "regression": a["regression"],
+        "reason": f"{a['metric']}: {a['reason']}; {a['regression_reason']}", "evidence": json.dumps(a["evidence"]),
+        "at": uow.now(),
+    })
     uow.audit(actor, "verdict", event.id, a["verdict"], pipeline_id=pipeline.id, from_state=previous,
               to_state=a["verdict"], reason=event.reason,
               data={"metric": a["metric"], "deploy_id": event.deploy_id, "value": a["latest"],
@@ -227,7 +276,7 @@ def _record_verdict(uow: UnitOfWork, actor: Actor, pipeline: Pipeline, dep: Depl
     return summary | {"changed": True, "verdict_event_id": event.id}
 
 
-def _auto_rollback(uow: UnitOfWork, actor: Actor, pipeline: Pipeline, dep: Deploy | None, a: dict) -> dict | None:
+def _auto_rollback(uow: UnitOfWork, actor: Actor, pipeline: Pipeline, dep, a: dict) -> dict | None:
     """Roll back once: the pipeline row lock is held, so the status read here is the final word."""
     if a["verdict"] != "unhealthy" or dep is None or dep.status not in ROLLBACK_FROM:
         return None
@@ -242,10 +291,10 @@ def list_events(
     uow: UnitOfWork, actor: Actor, pipeline_id: str, metric: str | None = None, limit: int = 100,
 ) -> list[dict]:
     uow.get_pipeline(pipeline_id)
-    stmt = select(MonitorEvent).where(MonitorEvent.pipeline_id == pipeline_id)
+    stmt = select(EVENTS).where(EVENTS.c.pipeline_id == pipeline_id)
     if metric:
-        stmt = stmt.where(MonitorEvent.metric == check_metric(metric))
-    rows = uow.session.exec(stmt.order_by(MonitorEvent.seq.desc()).limit(max(1, limit)))
+        stmt = stmt.where(EVENTS.c.metric == check_metric(metric))
+    rows = uow.conn.execute(stmt.order_by(EVENTS.c.seq.desc()).limit(max(1, limit)))
     return [monitor_event_view(e) for e in rows]
 
 

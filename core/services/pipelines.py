@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from sqlalchemy import bindparam, select
+
 from core.catalogue import check_choice
 from core.clock import new_id
 from core.errors import InvalidInput
 from core.machine import GATE, PIPELINE, STAGE, check, fire
-from core.models import Gate, Pipeline, Stage
+from core.models import Pipeline
 from core.services.common import (
+    GATE_T,
+    STAGE_T,
     gates_of,
     move_stage,
     reopen_gate,
@@ -15,8 +19,13 @@ from core.services.common import (
     stages_of,
     template_stage,
 )
-from core.uow import Actor, UnitOfWork
+from core.uow import PIPELINES, Actor, UnitOfWork
 from core.views import pipeline_view
+
+_STAGE_AT = select(STAGE_T.c.seq, STAGE_T.c.name, STAGE_T.c.status).where(
+    STAGE_T.c.pipeline_id == bindparam("p"))
+_FIRST_STAGE = _STAGE_AT.order_by(STAGE_T.c.position).limit(1)
+_CURRENT_STAGE = _STAGE_AT.where(STAGE_T.c.name == bindparam("name"))
 
 
 def create_pipeline(uow: UnitOfWork, actor: Actor, name: str, template: str = "feature") -> dict:
@@ -26,22 +35,20 @@ def create_pipeline(uow: UnitOfWork, actor: Actor, name: str, template: str = "f
     if len(name) > 200:
         raise InvalidInput("a pipeline name is at most 200 characters")
     tpl = uow.settings.templates.get(check_choice("template", template, sorted(uow.settings.templates)))
-    now = uow.now()
-    pipeline = Pipeline(
-        id=new_id("pipe"), name=name, template=tpl.name, status=PIPELINE.initial,
-        created_by=uow.settings.person(actor.name), created_at=now, updated_at=now,
-    )
-    uow.add(pipeline)
-    uow.session.flush()  # the stages and gates below reference it
-    rows: list = []
-    for position, stage in enumerate(tpl.stages):
-        rows.append(Stage(id=new_id("stg"), pipeline_id=pipeline.id, name=stage, position=position,
-                          status=STAGE.initial))
-    for gate, stage in tpl.gates.items():
-        rows.append(Gate(id=new_id("gate"), pipeline_id=pipeline.id, name=gate, stage=stage, status=GATE.initial,
-                         required_approvals=uow.settings.policy(gate).required_approvals))
-    uow.add(*rows)
-    uow.audit(actor, "pipeline", pipeline.id, "create", pipeline_id=pipeline.id, to_state=pipeline.status,
+    now, pid = uow.now(), new_id("pipe")
+    pipeline = uow.insert(PIPELINES, {
+        "id": pid, "name": name, "template": tpl.name, "status": PIPELINE.initial,
+        "created_by": uow.settings.person(actor.name), "created_at": now, "updated_at": now,
+    })
+    uow.insert_many(STAGE_T, [{"id": new_id("stg"), "pipeline_id": pid, "name": stage, "position": position,
+                               "status": STAGE.initial} for position, stage in enumerate(tpl.stages)])
+    if tpl.gates:
+        uow.insert_many(GATE_T, [{"id": new_id("gate"), "pipeline_id": pid, "name": gate, "stage": stage,
+                                  "status": GATE.initial,
+                                  "required_approvals": uow.settings.policy(gate).required_approvals}
+                                 for gate, stage in tpl.gates.items()])
+    uow.new_chain(f"pipeline:{pid}")
+    uow.audit(actor, "pipeline", pid, "create", pipeline_id=pid, to_state=pipeline.status,
               data={"name": name, "template": tpl.name})
     view = pipeline_view(pipeline)
     uow.commit()
@@ -49,7 +56,10 @@ def create_pipeline(uow: UnitOfWork, actor: Actor, name: str, template: str = "f
 
 
 def _transition(uow: UnitOfWork, actor: Actor, pipeline_id: str, trigger: str, reason: str | None = None):
-    pipeline = uow.get_pipeline(pipeline_id, lock=True)
+    return _fire(uow, actor, uow.get_pipeline(pipeline_id, lock=True), trigger, reason)
+
+
+def _fire(uow: UnitOfWork, actor: Actor, pipeline, trigger: str, reason: str | None = None):
     before, after = fire(PIPELINE, pipeline, trigger)
     pipeline.updated_at = uow.now()
     uow.audit(actor, "pipeline", pipeline.id, trigger, pipeline_id=pipeline.id,
@@ -57,16 +67,15 @@ def _transition(uow: UnitOfWork, actor: Actor, pipeline_id: str, trigger: str, r
     return pipeline
 
 
-def _current_stage(uow: UnitOfWork, pipeline: Pipeline) -> Stage | None:
-    for stage in stages_of(uow, pipeline.id):
-        if stage.name == pipeline.current_stage:
-            return stage
-    return None
+def _current_stage(uow: UnitOfWork, pipeline: Pipeline):
+    if pipeline.current_stage is None:
+        return None
+    return uow.record(STAGE_T, _CURRENT_STAGE, {"p": pipeline.id, "name": pipeline.current_stage})
 
 
 def start_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str) -> dict:
     pipeline = _transition(uow, actor, pipeline_id, "start")
-    first = stages_of(uow, pipeline.id)[0]
+    first = uow.record(STAGE_T, _FIRST_STAGE, {"p": pipeline.id})
     fire(STAGE, first, "enter")
     first.started_at = pipeline.started_at = uow.now()
     pipeline.current_stage = first.name
@@ -130,7 +139,7 @@ def complete_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str) -> dict:
             stage.finished_at = now
         elif stage.position > current.position and stage.status == "pending":
             fire(STAGE, stage, "skip")
-    pipeline = _transition(uow, actor, pipeline_id, "complete")
+    pipeline = _fire(uow, actor, pipeline, "complete")
     pipeline.finished_at = now
     return _done(uow, pipeline)
 
