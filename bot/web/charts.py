@@ -49,6 +49,7 @@ def pipeline_with_charts(uow, pipeline_id: str) -> dict:
     data = pages.pipeline_page(uow, pipeline_id)
     data["charts"] = [metric_chart(uow, pipeline_id, m, css_id=f"chart-{m.replace('.', '-')}")
                       for m in data["metric_names"]]
+    data["chain"] = pages.verify_chain(uow, pipeline_id)  # last: see its docstring
     return data
 
 

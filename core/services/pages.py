@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import case, func, text
+from sqlalchemy import case, func, text, tuple_
 from sqlmodel import select
 
 from core.catalogue import PIPELINE_STATUSES, check_choice
@@ -20,7 +20,7 @@ from core.models import Approval, Deploy, Gate, MonitorEvent, Pipeline, VerdictE
 from core.rules.gates import can_decide, gate_state
 from core.rules.metrics import judge, verdict_reason, worst
 from core.services.audit import heads, stream_rows
-from core.services.monitoring import latest_deploy
+from core.services.monitoring import MAX_SEQ, latest_deploy
 from core.services.queries import audit_log, show_pipeline
 from core.uow import UnitOfWork
 from core.views import approval_view, deploy_view, pipeline_view
@@ -113,8 +113,7 @@ def deploy_verdicts(uow, deploy_ids: list[str]) -> dict[str, str]:
 # ---- one pipeline -------------------------------------------------------------------------------
 
 def pipeline_page(uow: UnitOfWork, pipeline_id: str) -> dict:
-    """Everything the pipeline page shows; the audit chain is verified on the way."""
-    from core.rules.chain import verify_rows
+    """Everything the pipeline page shows but the audit chain's verification (``verify_chain``)."""
     from core.services.artifacts import list_artifacts
     from core.services.monitoring import metrics_of
 
@@ -122,15 +121,24 @@ def pipeline_page(uow: UnitOfWork, pipeline_id: str) -> dict:
     deploys = _rows(uow, select(*Deploy.__table__.c).where(Deploy.pipeline_id == pipeline_id)
                     .order_by(Deploy.seq.desc()).limit(DEPLOY_ROWS))
     verdicts = deploy_verdicts(uow, [d.id for d in deploys])
-    chain = f"pipeline:{pipeline_id}"
-    report = verify_rows(stream_rows(uow, chain), heads(uow, chain))
     return shown | {
         "artifacts": list_artifacts(uow, None, pipeline_id, all_versions=True),
         "deploys": [deploy_view(d) | {"verdict": verdicts.get(d.id, "unknown")} for d in deploys],
         "audit": audit_log(uow, None, pipeline_id, limit=AUDIT_ROWS),
-        "chain": report.as_dict() | {"line": report.broken.line() if report.broken else None},
         "metric_names": metrics_of(uow, pipeline_id),
     }
+
+
+def verify_chain(uow: UnitOfWork, pipeline_id: str) -> dict:
+    """The pipeline's audit chain recomputed, as ``pipe audit verify ID`` does.
+
+    Run it last in a unit of work: the rows are streamed, which leaves PostgreSQL connections of
+    this session on server-side cursors (a round trip per fetch) for whatever is read after it."""
+    from core.rules.chain import verify_rows
+
+    chain = f"pipeline:{pipeline_id}"
+    report = verify_rows(stream_rows(uow, chain), heads(uow, chain))
+    return report.as_dict() | {"line": report.broken.line() if report.broken else None}
 
 
 # ---- a metric's series --------------------------------------------------------------------------
@@ -151,8 +159,8 @@ def metric_series(uow: UnitOfWork, pipeline_id: str, metric: str, deploy: str | 
         .order_by(VerdictEvent.seq.desc()).limit(200))
     deploys = _rows(uow, select(*Deploy.__table__.c).where(Deploy.pipeline_id == pipeline_id)
                     .order_by(Deploy.seq.desc()).limit(DEPLOY_ROWS))
-    unit = uow.session.execute(select(MonitorEvent.unit).where(by == key, MonitorEvent.metric == metric)
-                               .order_by(MonitorEvent.seq.desc()).limit(1)).scalar()
+    where, order = _on_index(by, key, metric)
+    unit = uow.session.execute(select(MonitorEvent.unit).where(*where).order_by(*order).limit(1)).scalar()
     return {
         "pipeline": pipeline_view(pipeline), "metric": metric, "deploy_id": dep.id if dep else None,
         "unit": unit, "count": count, "points": points, "rule": rule.as_dict() if rule else None,
@@ -166,13 +174,22 @@ def metric_series(uow: UnitOfWork, pipeline_id: str, metric: str, deploy: str | 
     }
 
 
+def _on_index(by, key: str, metric: str, *, oldest: bool = False):
+    """WHERE and ORDER BY for one (pipeline or deploy, metric) as a range over the whole
+    ``(by, metric, seq)`` index key: with plain equalities PostgreSQL may walk the primary key
+    instead and filter (core/services/monitoring.py ``_slice`` says more)."""
+    cols = (by, MonitorEvent.metric, MonitorEvent.seq)
+    where = (tuple_(*cols) >= tuple_(key, metric, -1), tuple_(*cols) <= tuple_(key, metric, MAX_SEQ))
+    return where, [c if oldest else c.desc() for c in cols]
+
+
 def _points(uow, by, key: str, metric: str) -> tuple[int, list]:
     """(how many events, the points to draw): the newest SERIES_MAX events, in time order; beyond
     2 * CHART_BUCKETS of them, each of CHART_BUCKETS slices as its lowest value at its first
     moment and its highest at its last, so the database sends 800 rows, not 20,000."""
+    where, order = _on_index(by, key, metric)
     newest = (select(MonitorEvent.seq, MonitorEvent.recorded_at, MonitorEvent.value)
-              .where(by == key, MonitorEvent.metric == metric)
-              .order_by(MonitorEvent.seq.desc()).limit(SERIES_MAX).subquery())
+              .where(*where).order_by(*order).limit(SERIES_MAX).subquery())
     ranked = select(newest.c.recorded_at, newest.c.value, (func.row_number().over(order_by=newest.c.seq) - 1)
                     .label("rn"), func.count().over().label("n")).subquery()
     # One pass: a short series comes back whole (one bucket per event), a long one two rows a bucket.
@@ -189,9 +206,8 @@ def _points(uow, by, key: str, metric: str) -> tuple[int, list]:
 def _latest_value(uow, dep, metric: str) -> float | None:
     if dep is None:
         return None
-    return uow.session.execute(select(MonitorEvent.value).where(MonitorEvent.deploy_id == dep.id,
-                                                                MonitorEvent.metric == metric)
-                               .order_by(MonitorEvent.seq.desc()).limit(1)).scalar()
+    where, order = _on_index(MonitorEvent.deploy_id, dep.id, metric)
+    return uow.session.execute(select(MonitorEvent.value).where(*where).order_by(*order).limit(1)).scalar()
 
 
 def _deploy_of(uow, pipeline_id: str, deploy: str):
@@ -207,9 +223,8 @@ def _baseline(uow, dep, metric: str, rule) -> tuple[float | None, tuple[float, f
 
     if dep is None or rule is None:
         return None, None
-    first = uow.session.execute(select(MonitorEvent.seq).where(MonitorEvent.deploy_id == dep.id,
-                                                               MonitorEvent.metric == metric)
-                                .order_by(MonitorEvent.seq).limit(1)).scalar()
+    where, order = _on_index(MonitorEvent.deploy_id, dep.id, metric, oldest=True)
+    first = uow.session.execute(select(MonitorEvent.seq).where(*where).order_by(*order).limit(1)).scalar()
     found = find_baseline(uow, dep, metric, rule, first)
     if not found:
         return None, None
