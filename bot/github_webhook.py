@@ -20,6 +20,7 @@ import hmac
 import logging
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
@@ -40,6 +41,8 @@ from gh.app import GitHubApp
 
 log = logging.getLogger("chainpipe.github")
 EVENT = "deployment_protection_rule"
+KEEP_DELIVERIES = timedelta(days=30)
+PRUNE_EVERY = 64
 CALLBACK = re.compile(r"/repos/([^/]+/[^/]+)/actions/runs/(\d+)/deployment_protection_rule$")
 
 
@@ -97,14 +100,20 @@ def _text(value) -> str | None:
     return value[:255] if isinstance(value, str) and value else None
 
 
-def remember_delivery(settings, delivery: str, event: str) -> bool:
-    """Record a delivery; False when it was recorded before (a redelivery or a replay)."""
+def remember_delivery(settings, delivery: str, event: str, *, prune_every: int = PRUNE_EVERY) -> bool:
+    """Record a delivery; False when it was recorded before (a redelivery or a replay). Every
+    ``prune_every`` inserts, deliveries older than KEEP_DELIVERIES are forgotten: GitHub redelivers
+    for a few days at most, and a rule that old was answered or cancelled long ago."""
     with UnitOfWork(settings) as uow:
+        seen = SeenGitHubDelivery(delivery=delivery, event=event, received_at=uow.now())
         try:
             with uow.session.begin_nested():
-                uow.add(SeenGitHubDelivery(delivery=delivery, event=event, received_at=uow.now()))
+                uow.add(seen)
         except IntegrityError:
             return False
+        if seen.seq % prune_every == 0:
+            uow.session.execute(delete(SeenGitHubDelivery)
+                                .where(SeenGitHubDelivery.received_at < uow.now() - KEEP_DELIVERIES))
         uow.commit()
         return True
 

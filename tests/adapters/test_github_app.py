@@ -278,3 +278,21 @@ def test_an_app_key_github_does_not_know_gets_no_token(github):
     with pytest.raises(MirrorError, match="no token for installation 77: 401"):
         GitHubApp(APP_ID, other, api_url=github.url).token(INSTALLATION_ID)
     assert github.tokens_issued() == 0
+
+
+def test_old_deliveries_are_forgotten_while_recent_ones_still_refuse_a_replay(server):
+    from datetime import timedelta
+
+    from bot.github_webhook import KEEP_DELIVERIES, remember_delivery
+
+    assert remember_delivery(server.settings, "old", "deployment_protection_rule")
+    with UnitOfWork(server.settings) as uow:
+        row = uow.session.exec(select(SeenGitHubDelivery).where(SeenGitHubDelivery.delivery == "old")).one()
+        row.received_at = uow.now() - KEEP_DELIVERIES - timedelta(minutes=1)
+        uow.commit()
+    assert remember_delivery(server.settings, "recent", "deployment_protection_rule")
+    assert remember_delivery(server.settings, "next", "deployment_protection_rule", prune_every=1)
+    assert not remember_delivery(server.settings, "recent", "deployment_protection_rule")
+    with UnitOfWork(server.settings, write=False) as uow:
+        kept = {r.delivery for r in uow.session.exec(select(SeenGitHubDelivery))}
+    assert kept == {"recent", "next"}
