@@ -86,11 +86,14 @@ class RequestMetrics:
 
         try:
             await self.app(scope, receive, send_with_id)
-        finally:
-            self.observe(surface_of(scope["path"]), labels["command"], status["code"],
-                         time.perf_counter() - started)
-            _labels.reset(labels_token)
-            _request_id.reset(token)
+        except Exception:
+            # Starlette's last-resort handler (bot.api.crash) answers outside this middleware, in
+            # this request's task: the id stays set so its body and log line carry it.
+            self.observe(surface_of(scope["path"]), labels["command"], 500, time.perf_counter() - started)
+            raise
+        self.observe(surface_of(scope["path"]), labels["command"], status["code"], time.perf_counter() - started)
+        _labels.reset(labels_token)
+        _request_id.reset(token)
 
 
 # --- logging ---------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ Each refusal is one ``key=value`` log line (``bot.runtime.log_refusal``); nothin
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
 import time
@@ -71,7 +72,9 @@ def remember_request(settings: Settings, timestamp: int, signature: str, *, prun
 def remember_envelope(settings: Settings, envelope_id: str, *, prune_every: int = PRUNE_EVERY) -> bool:
     """Record a Socket Mode envelope; False when it was recorded before (Slack redelivered it)."""
     table = SeenSlackRequest.__table__
-    key = (ENVELOPE + envelope_id)[:80]
+    key = ENVELOPE + envelope_id
+    if len(key) > 80:  # Slack's ids are UUIDs; anything longer is kept whole, as a digest
+        key = ENVELOPE + "sha256:" + hashlib.sha256(envelope_id.encode("utf-8", "replace")).hexdigest()[:64]
     with UnitOfWork(settings) as uow:
         if uow.dialect == "postgresql":  # SQLite: the writer's BEGIN IMMEDIATE already serialises this
             uow.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": key})

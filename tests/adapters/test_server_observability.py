@@ -97,6 +97,8 @@ def test_requests_are_counted_by_surface_command_and_status_with_latency(server)
 def test_database_errors_are_counted(server):
     from sqlalchemy.exc import OperationalError
 
+    from bot.outage import DatabaseUnavailable
+
     outage = server.app_ref.state.runtime.outage
     before = scrape(server)[("pipe_database_errors_total",)]
 
@@ -104,7 +106,7 @@ def test_database_errors_are_counted(server):
         raise OperationalError("SELECT 1", {}, Exception("connection refused"))
 
     for _ in range(3):
-        with pytest.raises(Exception):
+        with pytest.raises(DatabaseUnavailable):
             outage.call(lost)
     assert scrape(server)[("pipe_database_errors_total",)] == before + 3
 
@@ -178,3 +180,26 @@ def test_readiness_fails_when_the_notifier_is_not_running(server_env, config_fil
         assert resp.status_code == 503 and resp.json()["message"] == "the Slack notifier is not running"
         assert resp.headers["retry-after"] == "30"
         assert scrape(client)[("pipe_notifier_up",)] == 0
+
+
+def test_an_error_outside_the_routes_translation_still_names_the_request(json_log):
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.routing import Route
+
+    from bot import api
+    from bot.observability import RequestMetrics
+
+    seen = []
+
+    async def broken(request):
+        raise LookupError("outside every translation")
+
+    app = Starlette(routes=[Route("/broken", broken)], exception_handlers={Exception: api.crash},
+                    middleware=[Middleware(RequestMetrics, observe=lambda *a: seen.append(a))])
+    with TestClient(app, raise_server_exceptions=False) as client:
+        resp = client.get("/broken", headers={"X-Request-Id": "outside-1"})
+    assert resp.status_code == 500 and resp.json()["request_id"] == "outside-1" and "Traceback" not in resp.text
+    [line] = [r for r in json_log() if resp.json()["reference"] in r["message"]]
+    assert line["request_id"] == "outside-1" and "LookupError" in line["traceback"]
+    assert [(s[0], s[2]) for s in seen] == [("web", 500)]

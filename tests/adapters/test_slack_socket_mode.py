@@ -103,7 +103,8 @@ def slash(text: str, slack, user: str = "U0ALICE", name: str = "s") -> dict:
 
 
 def refusals(caplog, rule: str) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "chainpipe.refusal" and f"rule={rule}" in r.getMessage()]
+    lines = [r.getMessage() for r in caplog.records if r.name == "chainpipe.refusal"]
+    return [line for line in lines if f"rule={rule}" in line]
 
 
 # --- each envelope once ------------------------------------------------------------------------------
@@ -160,6 +161,16 @@ def test_the_same_envelope_on_two_connections_at_once_runs_once(slack, socket_en
     assert sorted(firsts) == [False, False, False, True]
 
 
+def test_long_envelope_ids_are_told_apart_by_their_whole_value(slack, socket_env):
+    from bot.verify import remember_envelope
+    from core.config import load_settings
+
+    settings = load_settings(socket_env)
+    first, second = "e" * 100 + "1", "e" * 100 + "2"
+    assert remember_envelope(settings, first) and remember_envelope(settings, second)
+    assert not remember_envelope(settings, first) and not remember_envelope(settings, second)
+
+
 # --- the connection -----------------------------------------------------------------------------------
 
 
@@ -178,7 +189,7 @@ def test_while_slack_is_away_reconnection_backs_off_then_connects(slack, socket_
     start = len(slack.fake.calls_to("apps.connections.open"))
     socket_fake.drop(warn=False)
     attempts = slack.fake.wait_for("apps.connections.open", count=start + 5, timeout=15)[start:]
-    gaps = [b.at - a.at for a, b in zip(attempts, attempts[1:])]
+    gaps = [b.at - a.at for a, b in zip(attempts, attempts[1:], strict=False)]
     assert gaps[2] >= 0.4 and gaps[3] >= 0.8, gaps  # 0.2 s doubling, not one attempt per ping (0.3 s)
     socket_fake.refuse = False
     socket_fake.wait_connected(socket_fake.connections + 1, timeout=15)
