@@ -145,5 +145,15 @@ def fake_slack():
 
 
 @pytest.fixture
+def github(monkeypatch):
+    """A local fake of the GitHub REST API (a real HTTP server) that refuses, and at teardown fails
+    the test for, any request GitHub's REST description does not allow (tests/fakes/github.py)."""
+    from tests.fakes.github import fake_github
+
+    with fake_github(monkeypatch) as fake:
+        yield fake
+
+
+@pytest.fixture
 def carol():
     return Actor("carol", "cli")

@@ -13,7 +13,6 @@ import pytest
 from cli import action
 from cli.remote import RemoteClient, RemoteError
 from tests.fakes.api import Answer, FakeApi
-from tests.fakes.github import fake_github
 
 TOKEN = "pat_9f3c1e0b7a"
 PID, DID = "pipe-0123456789ab", "dep-0123456789ab"
@@ -178,12 +177,6 @@ def test_a_bad_server_timeout_is_a_configuration_error(run, server):
 def test_the_client_refuses_a_url_without_a_scheme():
     with pytest.raises(RemoteError, match="must start with https://"):
         RemoteClient("pipe.example.com", TOKEN)
-
-
-@pytest.fixture
-def github(monkeypatch):
-    with fake_github(monkeypatch) as fake:
-        yield fake
 
 
 RECORDED = {"id": DID, "pipeline_id": PID, "strategy": "canary", "target": "production", "ref": "f" * 40,

@@ -25,7 +25,6 @@ from tests.fakes.github import (
     INSTALLATION_ID,
     WEBHOOK_SECRET,
     app_key,
-    fake_github,
     protection_rule_payload,
     webhook_headers,
 )
@@ -39,12 +38,6 @@ template = "bugfix"
 """
 RUN_ID = 9001
 RUN_URL = f"https://github.com/acme/shop/actions/runs/{RUN_ID}"
-
-
-@pytest.fixture
-def github(monkeypatch):
-    with fake_github(monkeypatch) as fake:
-        yield fake
 
 
 @pytest.fixture

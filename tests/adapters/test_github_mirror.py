@@ -8,17 +8,10 @@ import pytest
 
 from cli import action
 from gh.mirror import DeploymentMirror, MirrorError, environment_flags, mirror_event
-from tests.fakes.github import fake_github
 
 RUN_URL = "https://github.com/acme/shop/actions/runs/77"
 
 
-
-
-@pytest.fixture
-def github(monkeypatch):
-    with fake_github(monkeypatch) as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -17,17 +17,10 @@ from core.services import notifications as outbox
 from core.uow import UnitOfWork
 from gh import outbox as github_outbox
 from gh.mirror import DeploymentMirror
-from tests.fakes.github import fake_github
 
 REF = "b" * 40
 
 
-
-
-@pytest.fixture
-def github(monkeypatch):
-    with fake_github(monkeypatch) as fake:
-        yield fake
 
 
 @pytest.fixture

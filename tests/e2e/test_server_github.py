@@ -22,7 +22,6 @@ from tests.fakes.github import (
     APP_ID,
     WEBHOOK_SECRET,
     app_key,
-    fake_github,
     protection_rule_payload,
     webhook_headers,
 )
@@ -37,12 +36,6 @@ repositories = ["acme/shop"]
 [github.environments.production]
 template = "bugfix"
 """
-
-
-@pytest.fixture
-def github(monkeypatch):
-    with fake_github(monkeypatch) as fake:
-        yield fake
 
 
 @pytest.fixture
