@@ -31,11 +31,13 @@ test-fast: install
 test-sqlite: install
 	env -u PIPE_TEST_DATABASE_URL $(BIN)/python -m pytest
 
+# `make bench` measures on SQLite and, when PIPE_TEST_DATABASE_URL (or PIPE_BENCH_DATABASE_URL) is set,
+# PostgreSQL; `make bench BENCH_ARGS=--write` also rewrites the results in BENCHMARKS.md.
 bench: install
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 bench-smoke: install
-	$(BIN)/python -m bench.run --smoke
+	$(BIN)/python -m bench.run --smoke $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -30,16 +30,28 @@ from core.clock import utcnow
 from core.config import Settings, load_settings
 from core.db import WRITE_OPTION, get_engine
 from core.errors import ConfigError, NotFound
-from core.models import AuditChain, AuditEvent, Deploy, Pipeline
+from core.models import AuditChain, AuditEvent, Deploy, Pipeline, Stage
 from core.records import Record, defaults, insert_into, update_by_seq
 from core.rules.chain import chain_of, link
 
 PIPELINES, DEPLOYS, AUDIT, HEADS = Pipeline.__table__, Deploy.__table__, AuditEvent.__table__, AuditChain.__table__
+STAGES = Stage.__table__
 _PIPELINE = select(PIPELINES).where(PIPELINES.c.id == bindparam("id"))
 _PIPELINE_LOCKED = _PIPELINE.with_for_update()
-# SQLite: BEGIN IMMEDIATE already holds the database, so the chain head comes with the pipeline.
+# The stage a pipeline is at: its current stage, or the first for a pipeline not started yet.
+_AT = ((STAGES.c.pipeline_id == PIPELINES.c.id)
+       & ((STAGES.c.name == PIPELINES.c.current_stage)
+          | (PIPELINES.c.current_stage.is_(None) & (STAGES.c.position == 0))))
+_STAGE_COLUMNS = (STAGES.c.seq, STAGES.c.name, STAGES.c.status)
+_STAGE_AT = select(*_STAGE_COLUMNS).select_from(PIPELINES.join(STAGES, _AT)).where(PIPELINES.c.id == bindparam("id"))
+# SQLite: BEGIN IMMEDIATE already holds the database, so what a writer needs next — the chain's
+# head, the stage the pipeline is at — comes in the same read as the pipeline.
 _PIPELINE_AND_HEAD = (select(PIPELINES, HEADS.c.head_hash.label("chain_head"), HEADS.c.length.label("chain_length"))
                       .outerjoin(HEADS, HEADS.c.chain == bindparam("chain")).where(PIPELINES.c.id == bindparam("id")))
+_PIPELINE_HEAD_AND_STAGE = (
+    select(*_PIPELINE_AND_HEAD.selected_columns, *(c.label(f"stage_{c.name}") for c in _STAGE_COLUMNS))
+    .select_from(PIPELINES.outerjoin(HEADS, HEADS.c.chain == bindparam("chain")).outerjoin(STAGES, _AT))
+    .where(PIPELINES.c.id == bindparam("id")))
 _DEPLOY = select(DEPLOYS).where(DEPLOYS.c.id == bindparam("id"))
 _HEAD = select(HEADS.c.head_hash, HEADS.c.length).where(HEADS.c.chain == bindparam("chain"))
 _HEAD_LOCKED = _HEAD.with_for_update()
@@ -224,20 +236,34 @@ class UnitOfWork:
     # ---- pipelines and deploys -----------------------------------------------------------------
 
     def get_pipeline(self, pipeline_id: str, *, lock: bool = False) -> Record:
-        if not lock:
-            row = self.record(PIPELINES, _PIPELINE, {"id": pipeline_id})
-        elif self.dialect == "sqlite":
+        return self._pipeline(pipeline_id, lock=lock, stage=False)[0]
+
+    def get_pipeline_at_stage(self, pipeline_id: str) -> tuple[Record, Record | None]:
+        """The pipeline, locked, and the stage it is at (its first, before it starts): its seq,
+        name and status."""
+        return self._pipeline(pipeline_id, lock=True, stage=True)
+
+    def _pipeline(self, pipeline_id: str, *, lock: bool, stage: bool) -> tuple[Record, Record | None]:
+        at = None
+        if lock and self.dialect == "sqlite":
             chain = f"pipeline:{pipeline_id}"
-            row = self.record(PIPELINES, _PIPELINE_AND_HEAD, {"id": pipeline_id, "chain": chain})
+            stmt = _PIPELINE_HEAD_AND_STAGE if stage else _PIPELINE_AND_HEAD
+            row = self.record(PIPELINES, stmt, {"id": pipeline_id, "chain": chain})
             if row is not None:
-                head, length = row._values.pop("chain_head"), row._values.pop("chain_length")
+                values = row._values
+                head, length = values.pop("chain_head"), values.pop("chain_length")
                 if chain not in self._heads:
                     self._heads[chain] = _Head(head or None, length or 0, length is not None)
+                if stage:
+                    found = {c.name: values.pop(f"stage_{c.name}") for c in _STAGE_COLUMNS}
+                    at = self.track(Record(STAGES, found)) if found["seq"] is not None else None
         else:
-            row = self.record(PIPELINES, _PIPELINE_LOCKED, {"id": pipeline_id})
+            row = self.record(PIPELINES, _PIPELINE_LOCKED if lock else _PIPELINE, {"id": pipeline_id})
+            if row is not None and stage:
+                at = self.record(STAGES, _STAGE_AT, {"id": pipeline_id})
         if row is None:
             raise NotFound(f"pipeline not found: {pipeline_id}")
-        return row
+        return row, at
 
     def get_deploy(self, deploy_id: str, *, lock: bool = False) -> Record:
         row = self.record(DEPLOYS, _DEPLOY, {"id": deploy_id})

@@ -65,10 +65,10 @@ def gate_view(g: Gate, approvals: list[Approval] | None = None) -> dict:
         "reason": g.reason,
     }
     if approvals is not None:
-        view["approvals"] = [
-            approval_view(a) for a in approvals if a.round == g.round and a.decision == "approved"
-        ]
-        view["decisions"] = [approval_view(a) for a in approvals]
+        decisions = [approval_view(a) for a in approvals]
+        view["approvals"] = [v for a, v in zip(approvals, decisions, strict=True)
+                             if a.round == g.round and a.decision == "approved"]
+        view["decisions"] = decisions
     return view
 
 

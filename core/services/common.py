@@ -7,6 +7,7 @@ The statements are built once at import (SQLAlchemy caches their compiled form) 
 from __future__ import annotations
 
 import json
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, select
 
@@ -23,8 +24,7 @@ _STAGES = select(STAGE_T).where(STAGE_T.c.pipeline_id == bindparam("p")).order_b
 _GATES = select(GATE_T).where(GATE_T.c.pipeline_id == bindparam("p")).order_by(GATE_T.c.seq)
 _ARTIFACT_VERSIONS = (select(ARTIFACT_T.c.name, ARTIFACT_T.c.version, ARTIFACT_T.c.digest)
                       .where(ARTIFACT_T.c.pipeline_id == bindparam("p")).order_by(ARTIFACT_T.c.seq))
-_STAGE_NAMED = (select(STAGE_T.c.seq, STAGE_T.c.name, STAGE_T.c.status)
-                .where(STAGE_T.c.pipeline_id == bindparam("p"), STAGE_T.c.name == bindparam("name")))
+_STAGE_PLAN = (STAGE_T.c.seq, STAGE_T.c.name, STAGE_T.c.position, STAGE_T.c.status)  # what moving needs
 _GATE_COLUMNS = [c.name for c in GATE_T.c]
 _APPROVAL_COLUMNS = [c.name for c in APPROVAL_T.c]
 _GATES_AND_DECISIONS = (
@@ -32,34 +32,67 @@ _GATES_AND_DECISIONS = (
     .outerjoin(APPROVAL_T, APPROVAL_T.c.gate_id == GATE_T.c.id)
     .where(GATE_T.c.pipeline_id == bindparam("p")).order_by(GATE_T.c.seq, APPROVAL_T.c.seq)
 )
+# Every gate guards one of its pipeline's stages (templates are checked when they load), so one
+# read of the stages, joined with the gates guarding each and their decisions, has them all.
+_LAYOUT = (
+    select(*_STAGE_PLAN, *(c.label(f"g_{c.name}") for c in GATE_T.c), *(c.label(f"a_{c.name}") for c in APPROVAL_T.c))
+    .select_from(STAGE_T.outerjoin(GATE_T, (GATE_T.c.pipeline_id == STAGE_T.c.pipeline_id)
+                                   & (GATE_T.c.stage == STAGE_T.c.name))
+                 .outerjoin(APPROVAL_T, APPROVAL_T.c.gate_id == GATE_T.c.id))
+    .where(STAGE_T.c.pipeline_id == bindparam("p")).order_by(STAGE_T.c.position, GATE_T.c.seq, APPROVAL_T.c.seq)
+)
+
+
+class Layout(NamedTuple):
+    stages: list[Record]  # in order
+    gates: list[Record]  # in the order they were created
+    decisions: dict[str, list[Record]]  # gate id -> every decision on it, oldest first
 
 
 def stages_of(uow: UnitOfWork, pipeline_id: str) -> list[Record]:
     return uow.records(STAGE_T, _STAGES, {"p": pipeline_id})
 
 
-def stage_named(uow: UnitOfWork, pipeline_id: str, name: str | None) -> Record | None:
-    """One stage of the pipeline (its seq, name and status), or None."""
-    return uow.record(STAGE_T, _STAGE_NAMED, {"p": pipeline_id, "name": name}) if name else None
-
-
 def gates_of(uow: UnitOfWork, pipeline_id: str) -> list[Record]:
     return uow.records(GATE_T, _GATES, {"p": pipeline_id})
 
 
+def layout(uow: UnitOfWork, pipeline_id: str) -> Layout:
+    """The pipeline's stages (what moving between them needs: seq, name, position, status), its
+    gates and every decision on each, in one read."""
+    return _collect(uow, uow.conn.execute(_LAYOUT, {"p": pipeline_id}), [c.name for c in _STAGE_PLAN])
+
+
 def gates_and_decisions(uow: UnitOfWork, pipeline_id: str) -> tuple[list[Record], dict[str, list[Record]]]:
     """The pipeline's gates and every decision on each (gate id -> approvals, oldest first), in one read."""
+    _, gates, decisions = _collect(uow, uow.conn.execute(_GATES_AND_DECISIONS, {"p": pipeline_id}), [])
+    return gates, decisions
+
+
+def _collect(uow: UnitOfWork, rows, stage_columns: list[str]) -> Layout:
+    """Split joined rows (stage columns, gate columns, approval columns) into tracked Records."""
+    stages: dict[int, Record] = {}
     gates: dict[str, Record] = {}
     decisions: dict[str, list[Record]] = {}
-    split = len(_GATE_COLUMNS)
-    for row in uow.conn.execute(_GATES_AND_DECISIONS, {"p": pipeline_id}):
-        gate = dict(zip(_GATE_COLUMNS, row[:split], strict=True))
-        if gate["id"] not in gates:
-            gates[gate["id"]] = uow.track(Record(GATE_T, gate))
-            decisions[gate["id"]] = []
-        if row[split] is not None:
-            decisions[gate["id"]].append(Record(APPROVAL_T, dict(zip(_APPROVAL_COLUMNS, row[split:], strict=True))))
-    return list(gates.values()), decisions
+    ns, ng = len(stage_columns), len(_GATE_COLUMNS)
+    for row in rows:
+        stage, gate, approval = row[:ns], row[ns:ns + ng], row[ns + ng:]
+        if stage and stage[0] not in stages:
+            stages[stage[0]] = uow.track(Record(STAGE_T, dict(zip(stage_columns, stage, strict=True))))
+        gate_id = gate[1]
+        if gate_id is not None and gate_id not in gates:
+            gates[gate_id] = uow.track(Record(GATE_T, dict(zip(_GATE_COLUMNS, gate, strict=True))))
+            decisions[gate_id] = []
+        if approval[0] is not None:
+            decisions[gate_id].append(Record(APPROVAL_T, dict(zip(_APPROVAL_COLUMNS, approval, strict=True))))
+    return Layout(list(stages.values()), sorted(gates.values(), key=lambda g: g.seq), decisions)
+
+
+def fail_stage(uow: UnitOfWork, stage: Record | None) -> None:
+    """The stage a failing pipeline is at fails with it, when it was running."""
+    if stage is not None and stage.status == "running":
+        fire(STAGE, stage, "fail")
+        stage.finished_at = uow.now()
 
 
 def latest_artifacts(uow: UnitOfWork, pipeline_id: str) -> list[Covered]:
@@ -127,21 +160,20 @@ def require_gates_approved(gates: list[Gate], stages: set[str] | None = None) ->
 
 
 def move_stage(uow: UnitOfWork, actor: Actor, pipeline: Pipeline, target: str, reason: str | None, *,
-               stages: list[Record] | None = None, gates: list[Record] | None = None) -> bool:
+               found: Layout | None = None) -> bool:
     """Move a running pipeline to ``target`` (forward or back). Returns False when already there.
 
     Forward: the stage left becomes completed, stages jumped over skipped; refused while a gate
     guarding any of them is not approved. Back (rework): stages from the target on are re-opened
-    and so is every gate guarding the target stage or a later one. ``stages`` / ``gates``: the
-    pipeline's, when the caller has read them already.
+    and so is every gate guarding the target stage or a later one. ``found``: the pipeline's
+    layout, when the caller has read it already.
     """
     fire(PIPELINE, pipeline, "stage")
-    stages = stages if stages is not None else stages_of(uow, pipeline.id)
+    stages, gates, _ = found or layout(uow, pipeline.id)
     by_name = {s.name: s for s in stages}
     current, dest = by_name[pipeline.current_stage], by_name[target]
     if current.name == dest.name:
         return False
-    gates = gates if gates is not None else gates_of(uow, pipeline.id)
     now = uow.now()
     if dest.position > current.position:
         left = [s for s in stages if current.position <= s.position < dest.position]

@@ -18,11 +18,10 @@ from core.services.common import (
     approved_now,
     approvers_by_gate,
     covered_by_gate,
-    gates_and_decisions,
     latest_artifacts,
+    layout,
     move_stage,
     require_gates_approved,
-    stages_of,
 )
 from core.services.dora import deployment_changed
 from core.uow import DEPLOYS, Actor, UnitOfWork
@@ -48,14 +47,13 @@ def record_deploy(
         raise InvalidInput("a deploy needs a non-empty --target")
     pipeline = uow.get_pipeline(pipeline_id, lock=True)
     fire(PIPELINE, pipeline, "deploy")
-    gates, decisions = gates_and_decisions(uow, pipeline.id)
-    require_gates_approved(gates)
+    found = layout(uow, pipeline.id)
+    require_gates_approved(found.gates)
     art = get_artifact(uow, pipeline.id, artifact) if artifact else None
-    evidence = _review_evidence(uow, actor, pipeline.id, art, approved_now(gates, decisions))
-    stages = stages_of(uow, pipeline.id)
-    positions = {s.name: s.position for s in stages}
+    evidence = _review_evidence(uow, actor, pipeline.id, art, approved_now(found.gates, found.decisions))
+    positions = {s.name: s.position for s in found.stages}
     if "deploy" in positions and positions["deploy"] > positions[pipeline.current_stage]:
-        move_stage(uow, actor, pipeline, "deploy", None, stages=stages, gates=gates)
+        move_stage(uow, actor, pipeline, "deploy", None, found=found)
     now = uow.now()
     row = Record(DEPLOYS, {
         "id": new_id("dep"), "pipeline_id": pipeline.id, "strategy": strategy, "target": target,

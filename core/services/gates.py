@@ -4,11 +4,12 @@ without the approvals its policy asks for."""
 from __future__ import annotations
 
 import json
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, select
 
 from core.errors import Conflict, InvalidInput, NotAllowed
-from core.machine import GATE, PIPELINE, STAGE, fire
+from core.machine import GATE, PIPELINE, fire
 from core.records import Record
 from core.rules.evidence import approval_refusal
 from core.rules.gates import can_decide, gate_state
@@ -16,10 +17,10 @@ from core.services.common import (
     APPROVAL_T,
     approved_now,
     approvers_by_gate,
+    fail_stage,
     gates_and_decisions,
     get_gate,
     latest_artifacts,
-    stage_named,
 )
 from core.uow import Actor, UnitOfWork
 from core.views import gate_view
@@ -27,22 +28,34 @@ from core.views import gate_view
 _DECISIONS = select(APPROVAL_T).where(APPROVAL_T.c.gate_id == bindparam("g")).order_by(APPROVAL_T.c.seq)
 
 
-def _load(uow: UnitOfWork, actor: Actor, pipeline_id: str, gate_name: str) -> tuple:
+class _Loaded(NamedTuple):
+    pipeline: Record
+    stage: Record | None  # the stage the pipeline is at, when asked for
+    gate: Record
+    decisions: list[Record]  # the gate's, oldest first
+    everyone: tuple[list[Record], dict[str, list[Record]]]  # every gate, and every gate's decisions
+    person: str
+
+
+def _load(uow: UnitOfWork, actor: Actor, pipeline_id: str, gate_name: str, *, at_stage: bool = False) -> _Loaded:
     """Lock the pipeline, read its gates with their decisions, and refuse unless the actor's person
-    may decide the gate now. Returns (pipeline, gate, its decisions, every gate's decisions, person)."""
-    pipeline = uow.get_pipeline(pipeline_id, lock=True)
+    may decide the gate now."""
+    if at_stage:
+        pipeline, stage = uow.get_pipeline_at_stage(pipeline_id)
+    else:
+        pipeline, stage = uow.get_pipeline(pipeline_id, lock=True), None
     gates, decisions = gates_and_decisions(uow, pipeline.id)
     gate = get_gate(gates, pipeline, gate_name)
     person = uow.settings.person(actor.name)
     can_decide(pipeline, gate, person, uow.settings.policy(gate.name), service=actor.service_name).require()
-    return pipeline, gate, decisions[gate.id], (gates, decisions), person
+    return _Loaded(pipeline, stage, gate, decisions[gate.id], (gates, decisions), person)
 
 
-def _separate(uow: UnitOfWork, gate, person: str, everything: tuple) -> None:
+def _separate(uow: UnitOfWork, gate, person: str, everyone: tuple) -> None:
     """Refuse an approval that would let one person approve two gates the policy keeps apart."""
     separation = uow.settings.separation
     if separation.distinct:
-        refusal = approval_refusal(person, gate.name, approvers_by_gate(approved_now(*everything)), separation)
+        refusal = approval_refusal(person, gate.name, approvers_by_gate(approved_now(*everyone)), separation)
         if refusal is not None:
             raise refusal
 
@@ -78,14 +91,14 @@ def _record(uow: UnitOfWork, actor: Actor, person: str, gate, decision: str, rea
 
 
 def approve_gate(uow: UnitOfWork, actor: Actor, pipeline_id: str, gate: str, reason: str | None = None) -> dict:
-    pipeline, row, decisions, everything, person = _load(uow, actor, pipeline_id, gate)
+    pipeline, _, row, decisions, everyone, person = _load(uow, actor, pipeline_id, gate)
     _one_decision_per_principal(decisions, row, actor, person)
     mine = _mine(decisions, row, person)
     if mine is not None and mine.decision == "rejected":
         raise Conflict(f"{person} already rejected gate {row.name} in this round")
     if mine is not None or row.status == "approved":
         return gate_view(row, decisions) | {"changed": False}
-    _separate(uow, row, person, everything)
+    _separate(uow, row, person, everyone)
     decisions.append(_record(uow, actor, person, row, "approved", reason))
     count = sum(1 for a in decisions if a.round == row.round and a.decision == "approved")
     data = {"gate": row.name, "approvals": count, "required": row.required_approvals}
@@ -105,7 +118,7 @@ def reject_gate(uow: UnitOfWork, actor: Actor, pipeline_id: str, gate: str, reas
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput("reject needs a --reason")
-    pipeline, row, decisions, _, person = _load(uow, actor, pipeline_id, gate)
+    pipeline, stage, row, decisions, _, person = _load(uow, actor, pipeline_id, gate, at_stage=True)
     _one_decision_per_principal(decisions, row, actor, person)
     if _mine(decisions, row, person) is not None:
         raise Conflict(f"{person} already decided gate {row.name} in this round")
@@ -118,10 +131,7 @@ def reject_gate(uow: UnitOfWork, actor: Actor, pipeline_id: str, gate: str, reas
     failure = f"gate {row.name} rejected: {reason}"
     p_before, p_after = fire(PIPELINE, pipeline, "fail")
     pipeline.reason, pipeline.updated_at = failure, now
-    stage = stage_named(uow, pipeline.id, pipeline.current_stage)
-    if stage is not None and stage.status == "running":
-        fire(STAGE, stage, "fail")
-        stage.finished_at = now
+    fail_stage(uow, stage)
     uow.audit(actor, "pipeline", pipeline.id, "fail", pipeline_id=pipeline.id, from_state=p_before,
               to_state=p_after, reason=failure)
     view = gate_view(row, decisions) | {"changed": True, "pipeline_status": pipeline.status}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select
-
 from core.catalogue import check_choice
 from core.clock import new_id
 from core.errors import InvalidInput
@@ -12,6 +10,7 @@ from core.models import Pipeline
 from core.services.common import (
     GATE_T,
     STAGE_T,
+    fail_stage,
     gates_of,
     move_stage,
     reopen_gate,
@@ -21,11 +20,6 @@ from core.services.common import (
 )
 from core.uow import PIPELINES, Actor, UnitOfWork
 from core.views import pipeline_view
-
-_STAGE_AT = select(STAGE_T.c.seq, STAGE_T.c.name, STAGE_T.c.status).where(
-    STAGE_T.c.pipeline_id == bindparam("p"))
-_FIRST_STAGE = _STAGE_AT.order_by(STAGE_T.c.position).limit(1)
-_CURRENT_STAGE = _STAGE_AT.where(STAGE_T.c.name == bindparam("name"))
 
 
 def create_pipeline(uow: UnitOfWork, actor: Actor, name: str, template: str = "feature") -> dict:
@@ -67,15 +61,9 @@ def _fire(uow: UnitOfWork, actor: Actor, pipeline, trigger: str, reason: str | N
     return pipeline
 
 
-def _current_stage(uow: UnitOfWork, pipeline: Pipeline):
-    if pipeline.current_stage is None:
-        return None
-    return uow.record(STAGE_T, _CURRENT_STAGE, {"p": pipeline.id, "name": pipeline.current_stage})
-
-
 def start_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str) -> dict:
-    pipeline = _transition(uow, actor, pipeline_id, "start")
-    first = uow.record(STAGE_T, _FIRST_STAGE, {"p": pipeline.id})
+    pipeline, first = uow.get_pipeline_at_stage(pipeline_id)
+    _fire(uow, actor, pipeline, "start")
     fire(STAGE, first, "enter")
     first.started_at = pipeline.started_at = uow.now()
     pipeline.current_stage = first.name
@@ -100,22 +88,16 @@ def cancel_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str, reason: str
 def fail_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str, reason: str) -> dict:
     if not (reason or "").strip():
         raise InvalidInput("fail needs a --reason")
-    pipeline = _transition(uow, actor, pipeline_id, "fail", reason)
-    _fail_current_stage(uow, pipeline, reason)
+    pipeline, stage = uow.get_pipeline_at_stage(pipeline_id)
+    _fire(uow, actor, pipeline, "fail", reason)
+    fail_stage(uow, stage)
+    pipeline.reason = reason
     return _done(uow, pipeline)
 
 
-def _fail_current_stage(uow: UnitOfWork, pipeline: Pipeline, reason: str) -> None:
-    stage = _current_stage(uow, pipeline)
-    if stage is not None and stage.status == "running":
-        fire(STAGE, stage, "fail")
-        stage.finished_at = uow.now()
-    pipeline.reason = reason
-
-
 def retry_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str) -> dict:
-    pipeline = _transition(uow, actor, pipeline_id, "retry")
-    stage = _current_stage(uow, pipeline)
+    pipeline, stage = uow.get_pipeline_at_stage(pipeline_id)
+    _fire(uow, actor, pipeline, "retry")
     if stage is not None and stage.status == "failed":
         fire(STAGE, stage, "retry")
         stage.finished_at = None
