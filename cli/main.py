@@ -66,7 +66,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entrypoint() -> None:
-    sys.exit(main())
+    """The console script: a warm worker answers when it can (cli/worker_client.py: the standard
+    library alone; PIPE_WORKER=0 turns it off), else the command runs here. ``main(argv)``, called
+    in process (the tests), never uses the worker."""
+    from cli.worker_client import forward
+
+    code = forward(sys.argv[1:])
+    sys.exit(main() if code is None else code)
 
 
 if __name__ == "__main__":
