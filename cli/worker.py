@@ -14,7 +14,7 @@ differ is refused (the client runs it in process). It exits — its socket remov
 next command starts a fresh one — when idle for ``PIPE_WORKER_IDLE`` seconds (default 600), when
 its socket is removed, or, refusing that request, when the config file (mtime, size) or the
 installed code (version, source files) changed since it started. One worker per socket: a lock
-file beside it is held for the worker's life.
+file beside it (holding its pid) is held for the worker's life.
 """
 
 from __future__ import annotations
@@ -120,6 +120,8 @@ class Worker:
                 if time.monotonic() > deadline:
                     return False
                 time.sleep(0.05)
+        os.ftruncate(self.lock, 0)
+        os.write(self.lock, f"{os.getpid()}\n".encode())
         try:
             os.unlink(self.path)
         except FileNotFoundError:
