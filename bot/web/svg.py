@@ -90,10 +90,13 @@ def _shape(kind: str, x: float, y: float, colour: str) -> str:
     return f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5" fill="none" stroke="{colour}" stroke-width="2"/>'
 
 
-def _time_format(span_seconds: float) -> str:
+def _time_label(t: float, span_seconds: float) -> str:
+    moment = datetime.fromtimestamp(t, timezone.utc)
+    if span_seconds < 120:
+        return moment.strftime("%H:%M:%S") + f".{moment.microsecond // 1000:03d}"
     if span_seconds < 2 * 3600:
-        return "%H:%M:%S"
-    return "%m-%d %H:%M" if span_seconds < 3 * 86400 else "%Y-%m-%d"
+        return moment.strftime("%H:%M:%S")
+    return moment.strftime("%m-%d %H:%M" if span_seconds < 3 * 86400 else "%Y-%m-%d")
 
 
 def _axes(s: _Scale) -> list[str]:
@@ -106,7 +109,7 @@ def _axes(s: _Scale) -> list[str]:
         out.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" stroke="none">{fmt(v)}</text>')
         t = s.t0 + (s.t1 - s.t0) * i / 4
         x = LEFT + s.w * i / 4
-        label = datetime.fromtimestamp(t, timezone.utc).strftime(_time_format(s.t1 - s.t0))
+        label = _time_label(t, s.t1 - s.t0)
         out.append(f'<text x="{x:.1f}" y="{TOP + s.h + 16}" text-anchor="middle" stroke="none">{label}</text>')
     out.append("</g>")
     return out
@@ -158,12 +161,14 @@ def _series(drawn: list[tuple[datetime, float]], s: _Scale) -> list[str]:
 
 
 def _markers(chart: Chart, s: _Scale) -> list[str]:
-    out = []
+    out, last_x, row = [], None, 0
     for when, verdict in chart.markers:
         x, colour = s.x(when), COLOURS.get(verdict, COLOURS["unknown"])
+        row = (row + 1) % 3 if last_x is not None and x - last_x < 70 else 0  # close marks step down a row
+        y, last_x = TOP + 8 + 14 * row, x
         out.append(f'<g class="verdict" data-verdict="{escape(verdict)}" data-at="{iso(when)}">'
-                   f'{_shape(SHAPES.get(verdict, "square"), x, TOP + 8, colour)}'
-                   f'<text x="{x + 8:.1f}" y="{TOP + 12}" font-size="10" fill="{colour}">{escape(verdict)}</text></g>')
+                   f'{_shape(SHAPES.get(verdict, "square"), x, y, colour)}'
+                   f'<text x="{x + 8:.1f}" y="{y + 4}" font-size="10" fill="{colour}">{escape(verdict)}</text></g>')
     return out
 
 

@@ -90,6 +90,10 @@ def test_sign_in_follow_a_pipeline_read_a_chart_and_see_an_approval_arrive_live(
     verdicts = chart.locator("g.verdict").evaluate_all("gs => gs.map(g => g.dataset.verdict)")
     assert verdicts[-2:] == ["degraded", "unhealthy"]
     page.screenshot(path=str(shots / "pipeline.png"), full_page=True)
+    page.click('figure[data-metric="latency_ms"] figcaption a')
+    page.wait_for_url("**/metrics/latency_ms")
+    assert page.locator("svg.chart line.threshold").count() == 2
+    page.screenshot(path=str(shots / "metric.png"), full_page=True)
 
     page.goto(server.url + "/web/")
     page.evaluate("window.__notReloaded = true")
