@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -15,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_cli_process import DATABASE_MODULES, PIPE, WALKTHROUGH, sh
-
 from cli.worker_client import LOST, config_key, socket_path
+from tests.e2e.test_cli_process import DATABASE_MODULES, PIPE, WALKTHROUGH, sh
 
 pytestmark = pytest.mark.skipif(not hasattr(socket, "SO_PEERCRED"), reason="needs Unix sockets with SO_PEERCRED")
 
@@ -118,14 +118,11 @@ def test_output_and_exit_codes_are_identical_with_the_worker_on_and_off(env, arg
     warm_up(env)
     on = pipe(env, *argv)
     off = pipe(env, *argv, PIPE_WORKER="0")
-    scrub = (lambda res: (res.returncode, _ids(res.stdout), _ids(res.stderr)))
-    assert scrub(on) == scrub(off)
+    assert (on.returncode, _ids(on.stdout), _ids(on.stderr)) == (off.returncode, _ids(off.stdout), _ids(off.stderr))
     assert on.returncode in (0, 1, 2)
 
 
 def _ids(data: bytes) -> bytes:
-    import re
-
     return re.sub(rb"[a-z]+-[0-9a-f]{12}|\d+s ago|\d{4}-\d\d-\d\dT[\d:.]+Z", b"X", data)
 
 

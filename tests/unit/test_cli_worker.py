@@ -1,0 +1,143 @@
+"""The worker's gatekeeping (cli/worker.py) and the client's choices (cli/worker_client.py), on socket
+pairs: a peer of another uid is refused before anything runs, a request for another configuration
+or after a config change is refused, and the client only forwards what may be forwarded."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+
+import pytest
+
+from cli import worker, worker_client
+from cli.worker_client import ACCEPTED, REFUSED, config_key, forward, send_frame, socket_path, wanted
+
+pytestmark = pytest.mark.skipif(not hasattr(socket, "SO_PEERCRED"), reason="needs SO_PEERCRED")
+
+
+@pytest.fixture
+def env(tmp_path):
+    (tmp_path / "config.toml").write_text("", encoding="utf-8")
+    return {"PIPE_DATA_DIR": str(tmp_path / "data"), "PIPE_CONFIG": str(tmp_path / "config.toml"),
+            "PIPE_DATABASE_URL": f"sqlite:///{tmp_path / 'pipe.db'}", "HOME": str(tmp_path), "PIPE_ACTOR": "alice"}
+
+
+def ask(w: worker.Worker, req: dict) -> tuple[str, bytes]:
+    """``req`` sent to ``w`` over a socket pair: the worker's verdict and what the client received."""
+    client, server = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with client, server:
+        send_frame(client, json.dumps(req).encode())
+        verdict = w.handle(server)
+        server.close()
+        try:
+            received = b"".join(iter(lambda: client.recv(65536), b""))
+        except ConnectionResetError:  # closed with the request unread
+            received = b""
+    return verdict, received
+
+
+def request(env: dict, argv: list[str], cwd: str) -> dict:
+    spec = {"encoding": "utf-8", "errors": "strict", "isatty": False}
+    return {"argv": argv, "cwd": cwd, "env": env, "streams": {"stdout": spec, "stderr": spec}}
+
+
+def test_a_peer_of_another_uid_is_refused_before_anything_runs(env, tmp_path, monkeypatch):
+    w = worker.Worker(config_key(env))
+    monkeypatch.setattr(worker.os, "getuid", lambda: os.geteuid() + 1)
+    verdict, received = ask(w, request(env, ["create", "--name", "intruder"], str(tmp_path)))
+    assert (verdict, received) == ("refused", b"")
+    assert not (tmp_path / "pipe.db").exists()
+
+
+def test_a_request_for_another_configuration_is_refused_and_runs_nowhere_here(env, tmp_path):
+    w = worker.Worker(config_key(env))
+    other = env | {"PIPE_DATABASE_URL": f"sqlite:///{tmp_path / 'other.db'}"}
+    verdict, received = ask(w, request(other, ["create", "--name", "elsewhere"], str(tmp_path)))
+    assert (verdict, received) == ("other", REFUSED)
+    assert not (tmp_path / "other.db").exists() and not (tmp_path / "pipe.db").exists()
+
+
+def test_a_changed_config_file_makes_the_worker_stale(env, tmp_path):
+    w = worker.Worker(config_key(env))
+    (tmp_path / "config.toml").write_text("[cli]\nallow_as = false\n", encoding="utf-8")
+    verdict, received = ask(w, request(env, ["list"], str(tmp_path)))
+    assert (verdict, received) == ("stale", REFUSED)
+
+
+@pytest.fixture
+def restored():
+    """Worker.run replaces os.environ and the working directory, as the worker process may."""
+    environ, cwd = dict(os.environ), os.getcwd()
+    yield
+    os.environ.clear()
+    os.environ.update(environ)
+    os.chdir(cwd)
+
+
+def test_an_accepted_request_runs_as_in_process_with_the_clients_environment(env, tmp_path, restored):
+    w = worker.Worker(config_key(env))
+    verdict, received = ask(w, request(env | {"PIPE_ACTOR": "bob"}, ["create", "--name", "x", "--json"],
+                                       str(tmp_path)))
+    assert verdict == "ok" and received[:1] == ACCEPTED
+    size = int.from_bytes(received[1:5], "big")
+    answer = json.loads(received[5:5 + size])
+    out = received[5 + size:5 + size + answer["stdout"]]
+    assert answer["code"] == 0 and json.loads(out)["created_by"] == "bob"
+
+
+def test_the_client_leaves_a_socket_of_another_uid_alone(env, tmp_path, monkeypatch):
+    path = socket_path(config_key(env))
+    os.makedirs(os.path.dirname(path), mode=0o700)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1)
+    got: list[bytes] = []
+
+    def serve():
+        conn, _ = listener.accept()
+        with conn:
+            got.append(conn.recv(65536))
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    monkeypatch.setattr(worker_client, "start", lambda *a, **k: None)
+    monkeypatch.setattr(worker_client.os, "getuid", lambda: os.geteuid() + 1)
+    monkeypatch.setattr(worker_client, "_remote_mode", lambda env: False)
+    assert forward(["list"], env) is None
+    thread.join(5)
+    listener.close()
+    assert got == [b""]  # nothing was sent to it: the command runs in process
+
+
+@pytest.mark.parametrize(("argv", "extra", "expected"), [
+    (["list"], {}, True),
+    (["list"], {"PIPE_WORKER": "0"}, False),
+    (["list"], {"PIPE_WORKER": "off"}, False),
+    ([], {}, False),
+    (["create", "--help"], {}, False),
+    (["create", "--", "--help"], {}, True),
+    (["login", "--server", "https://x"], {}, False),
+    (["list"], {"_PIPE_COMPLETE": "complete_bash"}, False),
+    (["list"], {"PIPE_SERVER_URL": "https://x", "PIPE_TOKEN": "cp_x"}, False),
+    (["list"], {"PIPE_SERVER_URL": "https://x", "PIPE_TOKEN": "cp_x", "PIPE_MODE": "direct"}, True),
+])
+def test_what_the_client_forwards(env, argv, extra, expected):
+    assert wanted(argv, env | extra) is expected
+
+
+def test_a_saved_login_means_remote_mode_so_no_worker(env, tmp_path):
+    (tmp_path / ".config" / "chainpipe").mkdir(parents=True)
+    (tmp_path / ".config" / "chainpipe" / "credentials").write_text("{}")
+    assert not wanted(["list"], env)
+
+
+def test_one_socket_per_configuration(env, tmp_path):
+    base = socket_path(config_key(env))
+    assert socket_path(config_key(env | {"PIPE_ACTOR": "bob"})) == base
+    assert socket_path(config_key(env | {"PIPE_DATABASE_URL": "postgresql://db/x"})) != base
+    assert os.path.dirname(base) == str(tmp_path / "data")
+    relative = env | {"PIPE_DATABASE_URL": "sqlite:///pipe.db"}
+    assert config_key(relative, "/a") != config_key(relative, "/b")
+    assert "cwd" not in config_key(env, "/a")
