@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 	else \
 	  $(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'; \
 	fi
+	# uv compiles the dependencies only; the project's own bytecode saves every cold `pipe` start
+	# its compile (PYTHONDONTWRITEBYTECODE would otherwise keep it from ever being written).
+	$(BIN)/python -m compileall -q core cli bot
 	touch $(STAMP)
 
 install: $(STAMP)
