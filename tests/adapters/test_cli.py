@@ -49,7 +49,6 @@ def _sample(name: str, ids: dict) -> list[str] | None:
         "monitor-record": [pid, "--metric", "cpu", "--value", "3"], "monitor-events": [pid],
         "monitor-status": [pid], "show": [pid], "list": [], "export": [pid], "audit": [pid], "stats": [],
         "audit-verify": [pid],
-        "audit-verify": ["--all"],
     }.get(name)
 
 
