@@ -217,8 +217,10 @@ def test_the_first_api_token_is_made_with_pipe_from_the_image_after_db_upgrade(i
     made = image.run(tmp_path / "token", data, "pipe", "token", "create", "--name", "ci")
     assert made.returncode == 0, made.stderr
     token = made.stdout.strip()
-    # Like the server, pipe writes to the volume alone (compose.yaml runs both read-only).
+    # Like the server, pipe writes to the volume alone (compose.yaml runs both read-only), and there
+    # only the database: a one-off `pipe` in a container leaves no worker behind.
     assert [p.name for scratch in ("upgrade", "token") for p in (tmp_path / scratch / "upper").iterdir()] == []
+    assert {p.name for p in data.iterdir()} <= {"pipe.db", "pipe.db-wal", "pipe.db-shm"}
 
     srv = server(data)
     api = srv.url + "/api/v1/commands/list"
