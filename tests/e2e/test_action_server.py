@@ -56,4 +56,4 @@ def test_the_action_records_through_a_real_server_as_the_github_actor(request, t
 
     wrong = subprocess.run([str(BIN / "pipe-action")], env=runner | {"PIPE_ACTION_TOKEN": "not-a-token"},
                            capture_output=True, text=True, timeout=60)
-    assert wrong.returncode == 1 and "unauthorized::the server refused the token (401)" in wrong.stdout
+    assert wrong.returncode == 2 and "unauthorized::the server refused the token (401)" in wrong.stdout  # configuration
