@@ -3,10 +3,12 @@ imported, so remote mode starts in the time it takes to import the grammar:
 
     remote   a server is set (`pipe login`, or PIPE_SERVER_URL + PIPE_TOKEN): grammar commands run
              on it through its JSON API, as the token's person (cli/remote_cli.py)
-    direct   otherwise: `pipe` opens the database itself (the Typer app in cli/app.py)
+    direct   otherwise: `pipe` opens the database itself: an ordinary grammar command is parsed by
+             the grammar's own parser and run without Typer (`plain`); the rest takes the Typer
+             app in cli/app.py
 
-Help, usage errors, catalogue commands and the commands that are not grammar commands always take
-the Typer app. Crashes become one line with a reference here, whichever road was taken.
+Help, usage errors, completion and the commands that are not grammar commands always take the Typer
+app. Crashes become one line with a reference here, whichever road was taken.
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         code = dispatch(argv) if code is None else code
         if code is not None:
             return code
+        code = plain(argv)
+        if code is not None:
+            return code
         from cli.app import run
 
         return run(argv)
@@ -63,6 +68,58 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except Exception as exc:  # noqa: BLE001 - the one place crashes become a short message
         return report_crash(exc)
+
+
+def plain(argv: list[str]) -> int | None:
+    """An ordinary grammar command, parsed by the grammar's own parser and run without importing
+    Typer: the exit code, or None for the Typer app (help, completion, anything Click might read
+    otherwise than the grammar does — short options, ``--``, a value that looks like an option —
+    and every usage error, so its words stay Typer's)."""
+    from core.errors import InvalidInput
+    from core.grammar import COMMANDS, parse_args
+
+    command = COMMANDS.get(argv[0]) if argv else None
+    if command is None or any(k.startswith("_PIPE_COMPLETE") for k in os.environ):
+        return None
+    words, actor = _plain_words(command, argv[1:])
+    if words is None:
+        return None
+    try:
+        values = parse_args(command, words, reserved=("--json",))
+    except InvalidInput:
+        return None
+    from cli.output import default_notes
+    from cli.remote_cli import _given
+    from cli.run import run_plain
+
+    json_out = bool(values.pop("--json", False))
+    defaulted = {p.name for p in command.params if not _given(p, words)}
+    notes = [] if json_out else default_notes(command.name, values, defaulted)
+    return run_plain(command, values, actor=actor or default_actor(), json_out=json_out, notes=notes)
+
+
+def _plain_words(command, words: list[str]) -> tuple[list[str] | None, str | None]:
+    """``words`` without ``--as NAME``, and NAME; (None, None) when Typer should read them."""
+    flags = {f: p for p in command.params for f in p.flags}
+    out, actor, rest = [], None, list(words)
+    while rest:
+        word = rest.pop(0)
+        if not word.startswith("-"):
+            out.append(word)
+            continue
+        flag, eq, inline = word.partition("=")
+        takes_value = flag == "--as" and command.kind != "catalogue" or flag in flags and flags[flag].type != "bool"
+        if flag not in flags and flag != "--json" and not takes_value or eq and not takes_value:
+            return None, None
+        if takes_value and not eq:
+            if not rest or rest[0].startswith("-"):
+                return None, None
+            inline = rest.pop(0)
+        if flag == "--as":
+            actor = inline
+        else:
+            out.append(f"{flag}={inline}" if takes_value else flag)
+    return out, actor
 
 
 def entrypoint() -> None:

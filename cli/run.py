@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-import typer
-
 from core.errors import PipeError
 from core.grammar import Command
 
 
 def run_command(command: Command, values: dict, *, actor: str, json_out: bool) -> None:
+    code = run_plain(command, values, actor=actor, json_out=json_out)
+    if code:
+        import typer
+
+        raise typer.Exit(code)
+
+
+def run_plain(command: Command, values: dict, *, actor: str, json_out: bool, notes: list[str] = ()) -> int:
+    """The same without Typer (cli/main.py's road for an ordinary invocation): the exit code."""
     from cli.errors import say
     from core.actor import local_actor
     from core.config import load_settings
@@ -21,10 +28,8 @@ def run_command(command: Command, values: dict, *, actor: str, json_out: bool) -
         result = execute(command, values, who, settings)
     except PipeError as exc:
         say(exc.message)
-        raise typer.Exit(exc.exit_code) from None
-    from cli import render
+        return exc.exit_code
+    from cli import output
 
-    if json_out:
-        render.print_json(result)
-    else:
-        render.human(command.name, result)
+    output.show(command.name, result, json_out=json_out, notes=notes)
+    return 0
