@@ -1,0 +1,124 @@
+"""`pipe create` as a whole process, four ways, interleaved round by round so load drifts hit each
+alike: `python -c pass` (the floor), direct mode in process (PIPE_WORKER=0), direct mode with the
+warm worker, and remote mode (a local `pipe-server`, API only). With ``--base DIR``, also an older
+tree of the project (e.g. ``git archive REV | tar -x -C DIR``) run in process, for the before/after.
+
+    .venv/bin/python scripts/bench_cli_start.py [--rounds 15] [--base DIR]
+
+Prints wall and CPU (user + sys of the child) medians per variant, and the load average before
+and after. Everything runs in a temporary directory on SQLite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+PIPE = str(BIN / "pipe")
+
+
+def timed(argv: list[str], env: dict) -> tuple[float, float]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    res = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if res.returncode != 0:
+        raise SystemExit(f"{argv}: exit {res.returncode}: {res.stderr.decode()}")
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(env: dict, work: Path) -> tuple[subprocess.Popen, str, str]:
+    token = json.loads(subprocess.run([PIPE, "token", "create", "--name", "bench", "--for", "alice", "--json"],
+                                      env=env, capture_output=True, check=True).stdout)["token"]
+    port = free_port()
+    log = (work / "server.log").open("ab")
+    proc = subprocess.Popen([str(BIN / "pipe-server"), "--port", str(port), "--log-level", "warning"],
+                            env=env | {"PIPE_SERVER_API_ONLY": "1"}, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(400):
+        try:
+            if urllib.request.urlopen(url + "/healthz", timeout=0.5).status == 200:
+                return proc, url, token
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("pipe-server did not start")
+
+
+def stop_worker(env: dict) -> None:
+    from cli.worker_client import config_key, socket_path
+
+    try:
+        pid = int(Path(socket_path(config_key(env)) + ".lock").read_text())
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError):
+        pass
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--base", help="an older tree of the project, run in process for comparison")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="pipe-bench-"))
+    host = {k: v for k, v in os.environ.items() if not k.startswith("PIPE_")}
+    env = host | {"PIPE_DATA_DIR": str(work / "data"), "PIPE_ACTOR": "alice", "HOME": str(work),
+                  "PIPE_DATABASE_URL": f"sqlite:///{work / 'pipe.db'}", "PIPE_WORKER_IDLE": "600"}
+    create = ["create", "--name", "bench"]
+    variants = {
+        "python -c pass": ([sys.executable, "-c", "pass"], env),
+        "pipe create, cold (PIPE_WORKER=0)": ([PIPE, *create], env | {"PIPE_WORKER": "0"}),
+        "pipe create, warm worker": ([PIPE, *create], env),
+    }
+    if args.base:
+        variants["pipe create, before (in process)"] = (
+            [sys.executable, "-c", "from cli.main import entrypoint; entrypoint()", *create],
+            env | {"PYTHONPATH": args.base, "PIPE_WORKER": "0"})
+    server, url, token = start_server(env | {"PIPE_WORKER": "0"}, work)
+    variants["pipe create, remote mode"] = ([PIPE, *create], env | {"PIPE_SERVER_URL": url, "PIPE_TOKEN": token})
+    try:
+        for argv, e in variants.values():  # warm-up: schema, the worker, the server, the page cache
+            timed(argv, e)
+            timed(argv, e)
+        load_before = os.getloadavg()
+        samples: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+        for _ in range(args.rounds):
+            for name, (argv, e) in variants.items():
+                samples[name].append(timed(argv, e))
+        load_after = os.getloadavg()
+    finally:
+        server.terminate()
+        server.wait(10)
+        stop_worker(env)
+    floor = statistics.median(w for w, _ in samples["python -c pass"])
+    print(f"rounds {args.rounds}, interleaved; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after; "
+          f"{os.cpu_count()} cores; Python {sys.version.split()[0]}")
+    print("| variant | wall median (s) | wall min (s) | CPU median (s) | × `python -c pass` (wall) |")
+    print("|---|---|---|---|---|")
+    for name, values in samples.items():
+        walls, cpus = [w for w, _ in values], [c for _, c in values]
+        print(f"| {name} | {statistics.median(walls):.3f} | {min(walls):.3f} | {statistics.median(cpus):.3f} | "
+              f"{statistics.median(walls) / floor:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
