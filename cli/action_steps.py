@@ -65,7 +65,7 @@ class Run:
     @cached_property
     def file(self) -> tuple[str, int, str]:
         """The artifact file's digest, size and name: hashed here, on the runner, in both modes."""
-        from core.services.artifacts import file_digest
+        from core.digest import file_digest
 
         raw = self.need("path")
         path = Path(raw) if Path(raw).is_absolute() else Path(self.env.get("GITHUB_WORKSPACE") or ".") / raw

@@ -13,11 +13,9 @@ callbacks come back here, so a command reaches the server by one road however it
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
 from cli import credentials
 from cli.errors import say
+from core.digest import DIGEST_PREFIX, file_digest
 from core.errors import ConfigError, InvalidInput, PipeError
 from core.grammar import COMMANDS, Command, join_words, parse_args
 
@@ -25,7 +23,6 @@ HELP_FLAGS = ("--help", "-h")
 DIRECT_ONLY = ("token", "db")
 # Catalogue commands that read the database, unless they are given a file on this machine.
 SERVER_CATALOGUE = ("audit-verify",)
-DIGEST_PREFIX = "sha256:"
 
 
 def dispatch(argv: list[str]) -> int | None:
@@ -149,17 +146,3 @@ def _looks_like_digest(text: str) -> bool:
     return text.startswith(DIGEST_PREFIX) and len(hexpart) == 64 and all(c in "0123456789abcdef" for c in hexpart)
 
 
-def file_digest(path: str) -> tuple[str, int]:
-    """sha256 and size of a regular file on this machine, with direct mode's words for a bad path."""
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise InvalidInput(f"file not found: {path}")
-    if not p.is_file():
-        raise InvalidInput(f"not a regular file: {path} (give the file to record, e.g. an archive)")
-    try:
-        with p.open("rb") as fh:
-            digest = hashlib.file_digest(fh, "sha256")
-            size = fh.tell()
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
-    return DIGEST_PREFIX + digest.hexdigest(), size

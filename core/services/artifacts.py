@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -12,6 +11,7 @@ from sqlmodel import select
 
 from core.catalogue import ARTIFACT_TYPES, check_choice
 from core.clock import new_id
+from core.digest import file_digest
 from core.errors import InvalidInput
 from core.machine import PIPELINE, fire
 from core.models import Artifact
@@ -24,25 +24,6 @@ _LATEST_VERSION = select(func.max(ARTIFACT_T.c.version)).where(
     ARTIFACT_T.c.pipeline_id == bindparam("p"), ARTIFACT_T.c.name == bindparam("name"))
 
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-
-
-def file_digest(path: str) -> tuple[str, int]:
-    """sha256 and size of a regular file, read in 1 MiB blocks."""
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise InvalidInput(f"file not found: {path}")
-    if not p.is_file():
-        raise InvalidInput(f"not a regular file: {path} (give the file to record, e.g. an archive)")
-    h = hashlib.sha256()
-    size = 0
-    try:
-        with p.open("rb") as fh:
-            while block := fh.read(1 << 20):
-                h.update(block)
-                size += len(block)
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
-    return "sha256:" + h.hexdigest(), size
 
 
 def _check_digest(digest: str) -> str:
