@@ -128,7 +128,11 @@ def entrypoint() -> None:
     in process (the tests), never uses the worker."""
     from cli.worker_client import forward
 
-    code = forward(sys.argv[1:])
+    try:
+        code = forward(sys.argv[1:])
+    except KeyboardInterrupt:  # the worker finishes (or rolls back) the command on its own
+        sys.stderr.write("pipe: interrupted\n")
+        code = 130
     sys.exit(main() if code is None else code)
 
 

@@ -197,3 +197,17 @@ def test_no_worker_in_a_data_directory_others_can_read(env, tmp_path):
     time.sleep(3.0)
     assert not sock(env).exists()
     assert oct((tmp_path / "data").stat().st_mode & 0o777) == "0o755"
+
+
+def test_ctrl_c_while_the_worker_runs_a_command_is_one_line_and_exit_130(env, tmp_path):
+    warm_up(env)
+    holder = sqlite3.connect(tmp_path / "pipe.db", isolation_level=None, timeout=30)
+    holder.execute("BEGIN EXCLUSIVE")
+    client = subprocess.Popen([PIPE, "create", "--name", "interrupted"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    time.sleep(2.0)
+    client.send_signal(signal.SIGINT)
+    out, err = client.communicate(timeout=30)
+    holder.execute("ROLLBACK")
+    holder.close()
+    assert (client.returncode, out, err) == (130, b"", b"pipe: interrupted\n")
