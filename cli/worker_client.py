@@ -69,26 +69,37 @@ def _remote_mode(env) -> bool:
     return os.path.exists(os.path.join(root, "chainpipe", "credentials"))
 
 
-def data_dir(env=os.environ) -> str:
+def data_dir(env=os.environ, cwd: str | None = None) -> str:
     """As core.config.data_dir, absolute (this module may not import core.config)."""
     if env.get("PIPE_DATA_DIR"):
-        return os.path.abspath(os.path.expanduser(env["PIPE_DATA_DIR"]))
-    base = env.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return os.path.abspath(os.path.join(base, "chainpipe"))
+        return _absolute(env["PIPE_DATA_DIR"], env, cwd)
+    base = env.get("XDG_DATA_HOME") or os.path.join(_home(env), ".local", "share")
+    return _absolute(os.path.join(base, "chainpipe"), env, cwd)
 
 
 def config_key(env=os.environ, cwd: str | None = None) -> dict:
-    """What one worker serves: the data directory, database URL and config file path (absolute);
-    with a relative SQLite path, the working directory too."""
-    root = data_dir(env)
+    """What one worker serves: the data directory, database URL and config file path (absolute, as
+    seen from ``cwd``, the client's working directory); with a relative SQLite path, ``cwd`` too."""
+    cwd = cwd or os.getcwd()
+    root = data_dir(env, cwd)
     url = env.get("PIPE_DATABASE_URL") or ""
     config = env.get("PIPE_CONFIG")
-    config = os.path.abspath(os.path.expanduser(config)) if config else os.path.join(root, "config.toml")
+    config = _absolute(config, env, cwd) if config else os.path.join(root, "config.toml")
     key = {"data_dir": root, "database_url": url, "config": config}
     relative = url.partition("///")[2] not in ("", ":memory:") and not url.startswith("sqlite:////")
     if url.startswith("sqlite") and relative:
-        key["cwd"] = cwd or os.getcwd()
+        key["cwd"] = cwd
     return key
+
+
+def _home(env) -> str:
+    return env.get("HOME") or os.path.expanduser("~")
+
+
+def _absolute(path: str, env, cwd: str | None) -> str:
+    if path == "~" or path.startswith("~/"):
+        path = _home(env) + path[1:]
+    return os.path.normpath(os.path.join(cwd or os.getcwd(), os.path.expanduser(path)))
 
 
 def socket_path(key: dict) -> str:

@@ -141,3 +141,12 @@ def test_one_socket_per_configuration(env, tmp_path):
     relative = env | {"PIPE_DATABASE_URL": "sqlite:///pipe.db"}
     assert config_key(relative, "/a") != config_key(relative, "/b")
     assert "cwd" not in config_key(env, "/a")
+
+
+def test_the_worker_sees_the_clients_paths_not_its_own(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", "/somewhere/else")
+    monkeypatch.chdir("/")
+    client = {"HOME": str(tmp_path), "PIPE_DATA_DIR": "rel", "PIPE_CONFIG": "~/c.toml"}
+    key = config_key(client, str(tmp_path))
+    assert key["data_dir"] == str(tmp_path / "rel") and key["config"] == str(tmp_path / "c.toml")
+    assert config_key({"HOME": str(tmp_path)}, "/")["data_dir"] == str(tmp_path / ".local/share/chainpipe")
