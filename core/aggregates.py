@@ -15,7 +15,8 @@ change to a deploy that went out (success, rollback, an unhealthy verdict) re-de
 the rows of that deploy and of the earlier failures on its target it may restore or stop
 restoring — with ``DEPLOYMENTS_SQL``, the same statement that fills the table from scratch
 (`fill`, run once by the migration that introduced it, and by the consistency test as the
-reference).
+reference). Those failures belong to other pipelines, whose locks the writer does not hold, so on
+PostgreSQL the writers of one target's rows queue on a lock of the target, taken last.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from functools import cache
 from sqlalchemy import Connection, bindparam, delete, text
 from sqlalchemy.dialects import postgresql, sqlite
 
-from core.models import DoraDeployment, StatCount
+from core.models import DoraDeployment, StatCount, UTCDateTime
 from core.records import UNREAD
 
 # table -> counted columns ("" counts the table's rows)
@@ -92,7 +93,7 @@ def stored_counts(conn: Connection) -> dict[tuple[str, str], int]:
 DEPLOYMENTS_SQL = """
 INSERT INTO dora_deployments (deploy_id, target, deploy_created_at, deploy_seq, out_at, succeeded_at, lead_seconds,
                               failed_at, restored_by, restored_at, restore_seconds)
-WITH d AS (
+WITH d AS MATERIALIZED (
   SELECT d.id, d.seq, d.target, d.created_at, d.rolled_back_at, p.created_at AS pipeline_created,
     CASE WHEN d.status = 'succeeded' THEN d.finished_at
          ELSE (SELECT MIN(a.at) FROM audit_events a
@@ -100,18 +101,18 @@ WITH d AS (
     (SELECT MIN(v.at) FROM verdict_events v WHERE v.deploy_id = d.id AND v.verdict = 'unhealthy') AS unhealthy_at
   FROM deploys d JOIN pipelines p ON p.id = d.pipeline_id
   WHERE d.status IN ('succeeded', 'rolled-back') {only}
-), f AS (
+), f AS MATERIALIZED (
   SELECT d.*, COALESCE(succeeded_at, rolled_back_at) AS out_at,
     CASE WHEN unhealthy_at IS NOT NULL AND (rolled_back_at IS NULL OR unhealthy_at < rolled_back_at)
          THEN unhealthy_at ELSE rolled_back_at END AS failed_at
   FROM d
-), r AS (
-  SELECT f.*, (
+), r AS MATERIALIZED (
+  SELECT f.*, CASE WHEN f.failed_at IS NOT NULL THEN (
     SELECT n.id FROM deploys n
     WHERE n.target = f.target AND n.created_at > f.created_at AND n.status = 'succeeded'
       AND n.finished_at > f.failed_at
       AND NOT EXISTS (SELECT 1 FROM verdict_events u WHERE u.deploy_id = n.id AND u.verdict = 'unhealthy')
-    ORDER BY n.created_at, n.seq LIMIT 1) AS restored_by
+    ORDER BY n.created_at, n.seq LIMIT 1) END AS restored_by
   FROM f WHERE out_at IS NOT NULL
 )
 SELECT r.id, r.target, r.created_at, r.seq, r.out_at, r.succeeded_at, {lead}, r.failed_at, r.restored_by,
@@ -143,24 +144,35 @@ WHERE f.target = :target AND f.deploy_created_at < :created AND f.failed_at IS N
   AND (f.restored_by IS NULL OR EXISTS (
     SELECT 1 FROM deploys r WHERE r.id = f.restored_by AND (r.created_at > :created OR
                                                             (r.created_at = :created AND r.seq >= :seq))))
-""")
+""").bindparams(bindparam("created", type_=UTCDateTime()))
+_TARGET_LOCK = text("SELECT pg_advisory_xact_lock(7312027, hashtext(:target))")
 
 
 def refresh(conn: Connection, deploys: Iterable) -> None:
     """Re-derive the rows of ``deploys`` (changed in this transaction, already flushed) and of the
     earlier failures on their targets whose restoring deploy they may now be or no longer be."""
-    from core.models import UTCDateTime
-
+    deploys = list(deploys)
+    if conn.dialect.name == "postgresql":
+        # The rows of a target depend on every deploy to it, across pipelines (whose row locks do not
+        # meet): writers of one target's rows queue here, in one order, after every lock they hold.
+        for target in sorted({dep.target for dep in deploys}):
+            conn.execute(_TARGET_LOCK, {"target": target})
     ids = set()
-    stmt = _DEPENDENTS.bindparams(bindparam("created", type_=UTCDateTime()))
     for dep in deploys:
         ids.add(dep.id)
-        ids.update(r[0] for r in conn.execute(stmt, {"target": dep.target, "created": dep.created_at,
-                                                     "seq": dep.seq}))
+        ids.update(r[0] for r in conn.execute(_DEPENDENTS, {"target": dep.target, "created": dep.created_at,
+                                                            "seq": dep.seq}))
     ids = sorted(ids)
-    conn.execute(delete(FACTS).where(FACTS.c.deploy_id.in_(ids)))
-    only = text(_deployments(conn.dialect.name, "AND d.id IN :ids")).bindparams(bindparam("ids", expanding=True))
-    conn.execute(only, {"ids": ids})
+    conn.execute(_FORGET, {"ids": ids})
+    conn.execute(_derive(conn.dialect.name), {"ids": ids})
+
+
+_FORGET = delete(FACTS).where(FACTS.c.deploy_id.in_(bindparam("ids", expanding=True)))
+
+
+@cache
+def _derive(dialect: str):
+    return text(_deployments(dialect, "AND d.id IN :ids")).bindparams(bindparam("ids", expanding=True))
 
 
 def fill_all(conn: Connection) -> None:

@@ -73,6 +73,13 @@ def insert_into(table: Table):
 
 
 @cache
+def insert_rows(table: Table):
+    """INSERT … RETURNING seq: given several rows, SQLAlchemy sends them as one multi-row INSERT
+    ("insertmanyvalues"), on SQLite as on PostgreSQL."""
+    return insert(table).returning(table.c.seq)
+
+
+@cache
 def update_by_seq(table: Table):
     """UPDATE … WHERE seq = :pk_seq; the SET clause follows the keys of the parameters given."""
     return update(table).where(table.c.seq == bindparam("pk_seq"))

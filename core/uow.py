@@ -8,8 +8,9 @@ The write paths talk SQLAlchemy Core on ``conn`` and change `Record`s (core/reco
 the unit of work writes back at commit; ``session`` is an ORM session on the same connection and
 transaction, for the paths that read or write mapped objects. At commit, in this order: changed
 records, work deferred to commit (facts derived from several rows), the audit chains' heads, the
-stats counts (core/aggregates.py) — so every writer takes its locks in one order: the pipeline,
-its children, the chain head, the counters.
+stats counts (core/aggregates.py). So every writer takes its locks in one order: the pipeline
+first; then its children and its chain's head (rows only that pipeline's writers touch); last, at
+commit, rows shared across pipelines — a target's DORA facts, then the counters, in key order.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from core.config import Settings, load_settings
 from core.db import WRITE_OPTION, get_engine
 from core.errors import ConfigError, NotFound
 from core.models import AuditChain, AuditEvent, Deploy, Pipeline, Stage
-from core.records import Record, defaults, insert_into, update_by_seq
+from core.records import Record, defaults, insert_into, insert_rows, update_by_seq
 from core.rules.chain import chain_of, link
 
 PIPELINES, DEPLOYS, AUDIT, HEADS = Pipeline.__table__, Deploy.__table__, AuditEvent.__table__, AuditChain.__table__
@@ -206,8 +207,8 @@ class UnitOfWork:
         return row
 
     def insert_many(self, table, rows: list[dict]) -> None:
-        """INSERT several rows of one table in one statement."""
-        self.conn.execute(insert_into(table), rows)
+        """INSERT several rows of one table in one multi-row statement."""
+        self.conn.execute(insert_rows(table), rows).all()
         for values in rows:
             count_row(self._counts, table.name, defaults(table) | values)
 

@@ -180,3 +180,41 @@ def test_an_older_database_gets_its_aggregates_from_the_migration(run, settings,
     with db.get_engine(settings.database_url).connect() as conn:
         assert conn.execute(COUNTS.select()).first() is not None
 
+
+
+def _deployer(env: dict, pid: str, person: str, barrier, out) -> None:
+    """Deploy, succeed, break and roll back on one target, from one pipeline of many."""
+    from core.config import load_settings
+    from core.uow import UnitOfWork
+
+    settings, actor, rng, errors = load_settings(env), Actor(person), random.Random(person), []
+
+    def call(fn, *args, **kwargs):
+        try:
+            with UnitOfWork(settings) as uow:
+                return fn(uow, actor, *args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - reported to the parent test
+            errors.append(f"{fn.__name__}: {exc.__class__.__name__}: {exc}")
+
+    barrier.wait()
+    for _ in range(6):
+        dep = call(deploys.record_deploy, pid, strategy="rolling", target="production",
+                   status=rng.choice(("succeeded", "in-progress")))
+        if dep and dep["status"] == "in-progress":
+            call(deploys.update_deploy, dep["id"], status="succeeded")
+        if dep and rng.random() < 0.5:
+            call(monitoring.record_metric, pid, metric="error_rate", value=0.5)
+            call(deploys.rollback_deploy, dep["id"], reason="race")
+    out.put(errors)
+
+
+@pytest.mark.slow
+def test_deploys_racing_on_one_target_from_many_pipelines_keep_the_aggregates_exact(run, env, settings, alice):
+    from tests.service.helpers import race
+
+    pids = [at_review_approved(run, alice) for _ in range(4)]
+    errors = race(_deployer, [(env, pid, f"svc{n}") for n, pid in enumerate(pids)])
+    assert [e for batch in errors for e in batch] == []
+    assert_consistent(settings)
+    with db.get_engine(settings.database_url).connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM dora_deployments WHERE failed_at IS NOT NULL")).scalar() > 0
