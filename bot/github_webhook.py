@@ -137,16 +137,17 @@ def hold(runtime: Runtime, held: Held) -> dict | None:
         name = f"{held.repository} {held.environment}@{(held.sha or held.ref or str(held.run_id))[:12]}"
         pipeline_id = runtime.run(get_command("create"), {"name": name, "template": template}, actor)["id"]
         runtime.run(get_command("start"), {"pipeline_id": pipeline_id}, actor)
-    with UnitOfWork(settings, write=False) as uow:
-        stage = protection.gate_stage_ahead(uow, pipeline_id)
-    if stage is not None:
-        runtime.run(get_command("stage"), {"pipeline_id": pipeline_id, "stage": stage,
-                                           "reason": f"GitHub holds {held.environment} for its gates"}, actor)
+    # Recorded before the pipeline moves on, so the gate message that move posts already shows it.
     with UnitOfWork(settings) as uow:
         request = protection.record_request(
             uow, actor, pipeline_id, callback_url=held.callback_url, installation_id=held.installation_id,
             repository=held.repository, environment=held.environment, run_id=held.run_id, run_url=held.run_url,
             ref=held.ref, sha=held.sha)
+    with UnitOfWork(settings, write=False) as uow:
+        stage = protection.gate_stage_ahead(uow, pipeline_id)
+    if stage is not None:
+        runtime.run(get_command("stage"), {"pipeline_id": pipeline_id, "stage": stage,
+                                           "reason": f"GitHub holds {held.environment} for its gates"}, actor)
     runtime.wake()
     return request
 

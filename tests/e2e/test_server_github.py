@@ -70,7 +70,7 @@ def gate_buttons(fake_slack, pid: str) -> dict[str, dict]:
     [post] = fake_slack.wait_for("chat.postMessage", lambda c: "Gate code-review" in c.params["text"]
                                  and pid in json.dumps(c.params["blocks"]))
     shown = json.dumps(post.params["blocks"])
-    assert "*production*" in shown and "fffffff" in shown and f"actions/runs/{RUN_ID}" in shown
+    assert "*production*" in shown and "fffffff" in shown and f"actions/runs/{RUN_ID}" in shown, shown
     [actions] = [b for b in post.params["blocks"] if b["type"] == "actions"]
     return {e["action_id"]: e for e in actions["elements"]}
 
@@ -135,22 +135,29 @@ def test_deploys_and_rollbacks_from_the_cli_and_from_slack_become_github_deploym
     slack.pipe(f"stage {pid} review")
     assert "approved" in slack.pipe(f"approve {pid} --gate code-review", user="U0BOB").lower()
     slack.pipe(f"artifact-add {pid} --name build --type binary --uri https://x.test/b --digest sha256:{'b' * 64}")
+    def shown() -> dict[str, list[str]]:
+        return {d["environment"]: [s["state"] for s in github.statuses.get(d["id"], [])]
+                for d in list(github.deployments.values())}
+
+    def reaches(expected: dict[str, list[str]]) -> None:
+        """Each change is on GitHub before the next is made (a late one would show only the latest)."""
+        wait(lambda: shown() == expected, timeout=30, what=f"GitHub to show {expected}")
+
     from_slack = _id(slack.pipe(f"deploy {pid} --strategy canary --target production --artifact build "
                                 f"--ref {'1' * 40}"), "dep")
+    reaches({"production": ["in_progress"]})
     done = pipe_cli(env, "deploy", pid, "--strategy", "rolling", "--target", "staging", "--artifact", "build",
                     "--ref", "2" * 40, "--json")
     assert done.returncode == 0, done.stderr
     from_cli = json.loads(done.stdout)["id"]
+    reaches({"production": ["in_progress"], "staging": ["in_progress"]})
     assert pipe_cli(env, "deploy-update", from_cli, "--status", "succeeded").returncode == 0
+    reaches({"production": ["in_progress"], "staging": ["in_progress", "success"]})
     slack.pipe(f"rollback {from_slack} --reason 'error rate'")
+    reaches({"production": ["in_progress", "inactive"], "staging": ["in_progress", "success"]})
     assert pipe_cli(env, "rollback", from_cli, "--reason", "latency").returncode == 0
-
-    def states():
-        by_env = {d["environment"]: [s["state"] for s in github.statuses[d["id"]]]
-                  for d in github.deployments.values()}
-        return by_env if by_env == {"production": ["in_progress", "inactive"],
-                                    "staging": ["in_progress", "success", "inactive"]} else None
-
-    wait(states, timeout=30, what=f"deployments to match (now {github.statuses})")
+    reaches({"production": ["in_progress", "inactive"], "staging": ["in_progress", "success", "inactive"]})
+    time.sleep(1.0)  # more polls add nothing
+    assert shown() == {"production": ["in_progress", "inactive"], "staging": ["in_progress", "success", "inactive"]}
     refs = {d["environment"]: d["ref"] for d in github.deployments.values()}
     assert refs == {"production": "1" * 40, "staging": "2" * 40}
