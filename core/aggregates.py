@@ -15,19 +15,28 @@ change to a deploy that went out (success, rollback, an unhealthy verdict) re-de
 the rows of that deploy and of the earlier failures on its target it may restore or stop
 restoring — with ``DEPLOYMENTS_SQL``, the same statement that fills the table from scratch
 (`fill`, run once by the migration that introduced it, and by the consistency test as the
-reference). Those failures belong to other pipelines, whose locks the writer does not hold, so on
-PostgreSQL the writers of one target's rows queue on a lock of the target, taken last.
+reference).
+
+Days (table ``dora_days``): per UTC day on which deployments went out, and per target (plus one row
+for every target), their counts and their lead and restore times sorted — the figures of a window
+are the sums and the merged, ranked times of its whole days, plus the deployments of its two
+partial days. A day's rows are derived from its deployments whenever one of them is.
+
+Those rows span pipelines whose locks a writer does not hold, so on PostgreSQL the writers of DORA
+rows queue on one lock, taken at commit after every other lock but the counters'.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from datetime import datetime, timedelta, timezone
 from functools import cache
 
-from sqlalchemy import Connection, bindparam, delete, text
+from sqlalchemy import Connection, bindparam, delete, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
-from core.models import DoraDeployment, StatCount, UTCDateTime
+from core.models import DoraDay, DoraDeployment, StatCount, UTCDateTime
 from core.records import UNREAD
 
 # table -> counted columns ("" counts the table's rows)
@@ -42,6 +51,7 @@ COUNTERS = {table: tuple((column, f"{table}.{column}" if column else table) for 
             for table, columns in COUNTED.items()}
 COUNTS = StatCount.__table__
 FACTS = DoraDeployment.__table__
+DAYS = DoraDay.__table__
 
 
 # ---- counts ------------------------------------------------------------------------------------
@@ -133,9 +143,14 @@ def _deployments(dialect: str, only: str) -> str:
 
 
 def fill(conn: Connection) -> None:
-    """(Re)compute every row of ``dora_deployments`` from the deploys, verdicts and audit trail."""
+    """(Re)compute every row of ``dora_deployments`` and ``dora_days`` from the deploys, verdicts
+    and audit trail."""
     conn.execute(delete(FACTS))
     conn.execute(text(_deployments(conn.dialect.name, "")))
+    conn.execute(delete(DAYS))
+    rows = day_rows(conn.execute(_FACTS_FOR_DAYS))
+    if rows:
+        conn.execute(DAYS.insert(), rows)
 
 
 _DEPENDENTS = text("""
@@ -145,34 +160,83 @@ WHERE f.target = :target AND f.deploy_created_at < :created AND f.failed_at IS N
     SELECT 1 FROM deploys r WHERE r.id = f.restored_by AND (r.created_at > :created OR
                                                             (r.created_at = :created AND r.seq >= :seq))))
 """).bindparams(bindparam("created", type_=UTCDateTime()))
-_TARGET_LOCK = text("SELECT pg_advisory_xact_lock(7312027, hashtext(:target))")
+# Writers of the DORA rows queue here on PostgreSQL (see the module's docstring).
+_DORA_LOCK = text("SELECT pg_advisory_xact_lock(7312027)")
 
 
 def refresh(conn: Connection, deploys: Iterable) -> None:
-    """Re-derive the rows of ``deploys`` (changed in this transaction, already flushed) and of the
-    earlier failures on their targets whose restoring deploy they may now be or no longer be."""
+    """Re-derive the rows of ``deploys`` (changed in this transaction, already flushed), of the
+    earlier failures on their targets whose restoring deploy they may now be or no longer be, and
+    of the days they went out on."""
     deploys = list(deploys)
     if conn.dialect.name == "postgresql":
-        # The rows of a target depend on every deploy to it, across pipelines (whose row locks do not
-        # meet): writers of one target's rows queue here, in one order, after every lock they hold.
-        for target in sorted({dep.target for dep in deploys}):
-            conn.execute(_TARGET_LOCK, {"target": target})
+        conn.execute(_DORA_LOCK)
     ids = set()
     for dep in deploys:
         ids.add(dep.id)
         ids.update(r[0] for r in conn.execute(_DEPENDENTS, {"target": dep.target, "created": dep.created_at,
                                                             "seq": dep.seq}))
     ids = sorted(ids)
-    conn.execute(_FORGET, {"ids": ids})
-    conn.execute(_derive(conn.dialect.name), {"ids": ids})
+    days = {day_of(r.out_at) for r in conn.execute(_FORGET, {"ids": ids})}
+    days.update(day_of(r.out_at) for r in conn.execute(_derive(conn.dialect.name), {"ids": ids}))
+    if days:
+        conn.execute(_FORGET_DAYS, {"days": sorted(days)})
+        rows = day_rows(r for day in sorted(days) for r in conn.execute(_FACTS_OF_DAY, _day_bounds(day)))
+        if rows:
+            conn.execute(DAYS.insert(), rows)
 
 
-_FORGET = delete(FACTS).where(FACTS.c.deploy_id.in_(bindparam("ids", expanding=True)))
+_FORGET = (delete(FACTS).where(FACTS.c.deploy_id.in_(bindparam("ids", expanding=True)))
+           .returning(FACTS.c.out_at))
 
 
 @cache
 def _derive(dialect: str):
-    return text(_deployments(dialect, "AND d.id IN :ids")).bindparams(bindparam("ids", expanding=True))
+    return (text(_deployments(dialect, "AND d.id IN :ids") + "RETURNING out_at")
+            .bindparams(bindparam("ids", expanding=True)).columns(out_at=UTCDateTime()))
+
+
+# ---- days --------------------------------------------------------------------------------------
+
+ALL_TARGETS = ""  # the day row of every target together (a deploy's target is never empty)
+_FACTS_FOR_DAYS = select(FACTS.c.target, FACTS.c.out_at, FACTS.c.succeeded_at.is_not(None), FACTS.c.lead_seconds,
+                         FACTS.c.failed_at.is_not(None), FACTS.c.restore_seconds)
+_FACTS_OF_DAY = _FACTS_FOR_DAYS.where(FACTS.c.out_at >= bindparam("a"), FACTS.c.out_at < bindparam("b"))
+_FORGET_DAYS = delete(DAYS).where(DAYS.c.day.in_(bindparam("days", expanding=True)))
+
+
+def day_of(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).date().isoformat()
+
+
+def _day_bounds(day: str) -> dict:
+    start = datetime.fromisoformat(day).replace(tzinfo=timezone.utc)
+    return {"a": start, "b": start + timedelta(days=1)}
+
+
+def day_rows(facts) -> list[dict]:
+    """The dora_days rows of deployment facts (target, out_at, succeeded, lead, failed, restore):
+    one per day and target, and one per day for every target."""
+    days: dict[tuple[str, str], dict] = {}
+    for target, out_at, succeeded, lead, failed, restore in facts:
+        day = day_of(out_at)
+        for key in ((target, day), (ALL_TARGETS, day)):
+            row = days.get(key)
+            if row is None:
+                row = days[key] = {"target": key[0], "day": day, "deployments": 0, "succeeded": 0, "failures": 0,
+                                   "restored": 0, "lead_seconds": [], "restore_seconds": []}
+            row["deployments"] += 1
+            row["succeeded"] += bool(succeeded)
+            row["failures"] += bool(failed)
+            if lead is not None:
+                row["lead_seconds"].append(lead)
+            if restore is not None:
+                row["restored"] += 1
+                row["restore_seconds"].append(restore)
+    for row in days.values():
+        row["lead_seconds"] = json.dumps(sorted(row["lead_seconds"]))
+        row["restore_seconds"] = json.dumps(sorted(row["restore_seconds"]))
+    return [days[key] for key in sorted(days)]
 
 
 def fill_all(conn: Connection) -> None:

@@ -308,6 +308,22 @@ class DoraDeployment(SQLModel, table=True):
     restore_seconds: float | None = None
 
 
+class DoraDay(SQLModel, table=True):
+    """The deployments that went out on one UTC day to one target (``""``: to any target): their
+    counts, and their lead and restore times sorted, so the exact figures of a run of days come
+    from one row per day. Derived from dora_deployments in the same transactions (core/aggregates.py)."""
+
+    __tablename__ = "dora_days"
+    target: str = Field(primary_key=True, max_length=200)
+    day: str = Field(primary_key=True, max_length=10)  # YYYY-MM-DD
+    deployments: int = 0
+    succeeded: int = 0
+    failures: int = 0
+    restored: int = 0
+    lead_seconds: str = "[]"  # JSON, ascending
+    restore_seconds: str = "[]"  # JSON, ascending
+
+
 class OutboxDelivery(SQLModel, table=True):
     """Which audit events a consumer (e.g. the Slack notifier) has delivered; at-least-once."""
 

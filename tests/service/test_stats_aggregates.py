@@ -4,6 +4,8 @@ stored rows, and a database written before they existed gets them from its migra
 
 from __future__ import annotations
 
+import json
+import math
 import random
 from datetime import timedelta
 
@@ -12,7 +14,8 @@ from sqlalchemy import text
 
 from core import db, migrations
 from core.actor import Actor
-from core.aggregates import COUNTS, FACTS, counted, fill, stored_counts
+from core.aggregates import COUNTS, DAYS, FACTS, counted, fill, stored_counts
+from core.clock import iso
 from core.errors import PipeError
 from core.services import artifacts, deploys, gates, monitoring, pipelines
 from core.services.audit import verify_audit
@@ -23,9 +26,13 @@ TARGETS = ("production", "staging", "qa")
 DEPLOY_STATUSES = ("pending", "in-progress", "succeeded", "failed")
 
 
-def facts(conn) -> list[dict]:
+def facts(conn) -> tuple[list[dict], list[dict]]:
+    """The DORA rows: one per deployment, one per day (and target); times rounded to 10 ms."""
     rows = conn.execute(FACTS.select().order_by(FACTS.c.deploy_id)).mappings()
-    return [{k: (round(v, 2) if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
+    deployments = [{k: (round(v, 2) if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
+    days = [dict(r) | {k: [round(v, 2) for v in json.loads(r[k])] for k in ("lead_seconds", "restore_seconds")}
+            for r in conn.execute(DAYS.select().order_by(DAYS.c.target, DAYS.c.day)).mappings()]
+    return deployments, days
 
 
 def recomputed(engine) -> tuple[dict, list[dict]]:
@@ -43,6 +50,31 @@ def assert_consistent(settings) -> None:
     with engine.connect() as conn:
         kept = stored_counts(conn), facts(conn)
     assert kept == recomputed(engine)
+
+
+def figures_from_deployments(settings, start, end, target) -> dict:
+    """The DORA figures computed straight from the deployments' rows, for comparison."""
+    with db.get_engine(settings.database_url).connect() as conn:
+        rows = [r for r in conn.execute(FACTS.select()).mappings()
+                if start <= r["out_at"] < end and target in (None, r["target"])]
+
+    def rank(values, p):
+        values = sorted(values)
+        return round(values[math.ceil(p * len(values) / 100) - 1], 3) if values else None
+
+    leads = [r["lead_seconds"] for r in rows if r["succeeded_at"] is not None]
+    restores = [r["restore_seconds"] for r in rows if r["restore_seconds"] is not None]
+    failures = sum(1 for r in rows if r["failed_at"] is not None)
+    days = (end - start).total_seconds() / 86400
+    return {
+        "since": iso(start), "until": iso(end), "target": target, "days": round(days, 3),
+        "deployment_frequency": {"per_day": round(len(leads) / days, 3), "succeeded_deploys": len(leads)},
+        "lead_time": {"median_seconds": rank(leads, 50), "p90_seconds": rank(leads, 90), "deploys": len(leads)},
+        "change_failure_rate": {"rate": round(failures / len(rows), 3) if rows else None, "failures": failures,
+                                "deployments": len(rows)},
+        "time_to_restore": {"median_seconds": rank(restores, 50), "restored": len(restores),
+                            "unrestored": failures - len(restores)},
+    }
 
 
 class World:
@@ -133,6 +165,12 @@ def test_the_aggregates_equal_a_full_recomputation_after_random_operations(world
         if i % 10 == 0:
             assert_consistent(run.settings)
     assert world.refused > 10 and len(world.deploys) > 20  # the random walk reached the interesting paths
+    for _ in range(30):  # windows of whole days and partial ones, every target or one
+        start = world.clock() - timedelta(minutes=world.rng.randint(0, 30 * 24 * 60))
+        end = start + timedelta(minutes=world.rng.randint(1, 12 * 24 * 60))
+        target = world.rng.choice((None,) + TARGETS)
+        got = run(pipeline_stats, world.people[0], since=start.isoformat(), until=end.isoformat(), target=target)
+        assert got["dora"] == figures_from_deployments(settings, start, end, target)
     with db.get_engine(settings.database_url).connect() as conn:
         kinds = conn.execute(text(
             "SELECT COUNT(*), COUNT(failed_at), COUNT(restored_by), COUNT(succeeded_at) FROM dora_deployments")).one()
