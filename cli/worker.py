@@ -37,20 +37,40 @@ LOCK_WAIT = 5.0
 PACKAGES = ("cli", "core")
 
 
+class Sink(io.RawIOBase):
+    """Bytes written to one stream, recorded in the order they were written across both streams."""
+
+    def __init__(self, fd: int, log: list[tuple[int, bytes]]):
+        super().__init__()
+        self.fd, self.log = fd, log
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        data = bytes(data)
+        if self.log and self.log[-1][0] == self.fd:
+            self.log[-1] = (self.fd, self.log[-1][1] + data)
+        elif data:
+            self.log.append((self.fd, data))
+        return len(data)
+
+
 class Captured(io.TextIOWrapper):
     """A captured stream that looks like the client's (encoding, errors, isatty)."""
 
-    def __init__(self, spec: dict):
-        super().__init__(io.BytesIO(), encoding=spec.get("encoding") or "utf-8",
+    def __init__(self, spec: dict, fd: int, log: list[tuple[int, bytes]]):
+        super().__init__(io.BufferedWriter(Sink(fd, log)), encoding=spec.get("encoding") or "utf-8",
                          errors=spec.get("errors") or "strict", write_through=True)
         self._tty = bool(spec.get("isatty"))
 
     def isatty(self) -> bool:
         return self._tty
 
-    def value(self) -> bytes:
-        self.flush()
-        return self.buffer.getvalue()
+    def write(self, text: str) -> int:
+        n = super().write(text)
+        self.flush()  # so stdout and stderr keep their order
+        return n
 
 
 def idle_seconds(env=os.environ) -> float:
@@ -187,11 +207,11 @@ class Worker:
             conn.sendall(ACCEPTED)
         except OSError:
             return "refused"  # the client went away before the command started: nothing ran
-        code, out, err = self.run(req)
+        code, log = self.run(req)
         try:
             conn.settimeout(None)
-            send_frame(conn, json.dumps({"code": code, "stdout": len(out), "stderr": len(err)}).encode())
-            conn.sendall(out + err)
+            send_frame(conn, json.dumps({"code": code, "chunks": [[fd, len(data)] for fd, data in log]}).encode())
+            conn.sendall(b"".join(data for _, data in log))
         except OSError:
             pass
         return "ok"
@@ -204,14 +224,15 @@ class Worker:
             return "stale"
         return "ok"
 
-    def run(self, req: dict) -> tuple[int, bytes, bytes]:
+    def run(self, req: dict) -> tuple[int, list[tuple[int, bytes]]]:
         from cli.main import main
 
         env = {k: v for k, v in self.base_env.items() if not _forwarded(k)} | req["env"]
         os.environ.clear()
         os.environ.update(env)
         time.tzset()
-        out, err = Captured(req["streams"]["stdout"]), Captured(req["streams"]["stderr"])
+        log: list[tuple[int, bytes]] = []
+        out, err = Captured(req["streams"]["stdout"], 1, log), Captured(req["streams"]["stderr"], 2, log)
         saved = sys.stdin, sys.stdout, sys.stderr
         sys.stdin, sys.stdout, sys.stderr = io.StringIO(), out, err
         try:
@@ -224,9 +245,14 @@ class Worker:
 
             code = report_crash(exc)
         finally:
+            for stream in (out, err):
+                try:
+                    stream.flush()
+                except ValueError:  # closed by the command
+                    pass
             sys.stdin, sys.stdout, sys.stderr = saved
             os.chdir("/")
-        return code, out.value(), err.value()
+        return code, log
 
     def fresh_engines(self, *, after: bool = False) -> None:
         """A SQLite file replaced (or removed) since the last command gets a new engine."""

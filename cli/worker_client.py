@@ -7,9 +7,10 @@ command answered by the worker imports neither SQLAlchemy nor Typer.
     request     argv, working directory, the environment that changes behaviour (``PIPE_*``, ``HOME``,
                 ``XDG_*``, ``COLUMNS``, ``NO_COLOR``, the locale, ``TZ``, the OS user) and how the
                 terminal's streams look (encoding, isatty)
-    answer      ``A`` (accepted: the worker is about to run it), then stdout, stderr and the exit code
-                as an in-process run gives them; or ``R`` (refused: another configuration, or the
-                worker is stale and exits), and the command runs here
+    answer      ``A`` (accepted: the worker is about to run it), then the exit code and what the
+                command wrote to stdout and stderr, in the order it wrote it, as in process; or
+                ``R`` (refused: another configuration, or the worker is stale and exits), and the
+                command runs here
 
 Never required: no worker (it is then started in the background), a refusal, or a broken connection
 before ``A`` → the command runs in process, as if there were no worker. A connection broken after
@@ -174,26 +175,28 @@ def forward(argv: list[str], env=os.environ) -> int | None:
             return None
         try:
             answer = json.loads(recv_frame(sock))
-            out, err = recv_exact(sock, answer["stdout"]), recv_exact(sock, answer["stderr"])
-        except (OSError, ValueError, KeyError):
+            chunks = [(int(fd), recv_exact(sock, int(size))) for fd, size in answer["chunks"]]
+            code = int(answer["code"])
+        except (OSError, ValueError, KeyError, TypeError):
             sys.stderr.write(LOST + "\n")
             return LOST_EXIT
     finally:
         sock.close()
-    return _print(out, err, answer["code"])
+    return _print(chunks, code)
 
 
-def _print(out: bytes, err: bytes, code: int) -> int:
-    try:
-        sys.stdout.buffer.write(out)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # The reader went away (`pipe list | head -1`): as in process, no complaint and exit 0.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        code = 0
-    sys.stderr.buffer.write(err)
-    sys.stderr.flush()
+def _print(chunks: list[tuple[int, bytes]], code: int) -> int:
+    """The command's output, stdout and stderr in the order it wrote them."""
+    for fd, data in chunks:
+        stream = sys.stdout if fd == 1 else sys.stderr
+        try:
+            stream.buffer.write(data)
+            stream.flush()
+        except BrokenPipeError:
+            # The reader went away (`pipe list | head -1`): as in process, no complaint and exit 0.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            code = 0
     return code
 
 

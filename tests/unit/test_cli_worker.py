@@ -83,8 +83,21 @@ def test_an_accepted_request_runs_as_in_process_with_the_clients_environment(env
     assert verdict == "ok" and received[:1] == ACCEPTED
     size = int.from_bytes(received[1:5], "big")
     answer = json.loads(received[5:5 + size])
-    out = received[5 + size:5 + size + answer["stdout"]]
-    assert answer["code"] == 0 and json.loads(out)["created_by"] == "bob"
+    [(fd, length)] = answer["chunks"]
+    out = received[5 + size:]
+    assert (answer["code"], fd, len(out)) == (0, 1, length) and json.loads(out)["created_by"] == "bob"
+
+
+def test_stdout_and_stderr_keep_the_order_they_were_written_in():
+    log: list = []
+    spec = {"encoding": "utf-8", "isatty": True}
+    out, err = worker.Captured(spec, 1, log), worker.Captured(spec, 2, log)
+    out.write("table\n")
+    err.write("pipe: warning ✓\n")
+    out.write("note\n")
+    out.write("more\n")
+    assert log == [(1, b"table\n"), (2, "pipe: warning ✓\n".encode()), (1, b"note\nmore\n")]
+    assert out.isatty() and err.isatty()
 
 
 def test_the_client_leaves_a_socket_of_another_uid_alone(env, tmp_path, monkeypatch):
