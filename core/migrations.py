@@ -11,7 +11,7 @@ import json
 from sqlalchemy import Connection, inspect, select, text
 
 from core.aggregates import fill_all
-from core.models import UNRECORDED, ApiToken, AuditChain, AuditEvent, DoraDeployment, StatCount
+from core.models import UNRECORDED, ApiToken, AuditChain, AuditEvent, DoraDay, DoraDeployment, StatCount
 from core.rules.chain import chain_of, link
 
 
@@ -116,6 +116,6 @@ def governed_times(conn: Connection) -> None:
 def stats_aggregates(conn: Connection) -> None:
     """`pipe stats` reads aggregates the write paths keep (core/aggregates.py): create their tables
     and compute them once from the rows already stored."""
-    for model in (StatCount, DoraDeployment):
+    for model in (StatCount, DoraDeployment, DoraDay):
         model.__table__.create(conn, checkfirst=True)
     fill_all(conn)

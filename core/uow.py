@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import datetime
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, Engine, bindparam, select
+from sqlalchemy import Connection, Engine, bindparam, func, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
@@ -39,20 +39,29 @@ PIPELINES, DEPLOYS, AUDIT, HEADS = Pipeline.__table__, Deploy.__table__, AuditEv
 STAGES = Stage.__table__
 _PIPELINE = select(PIPELINES).where(PIPELINES.c.id == bindparam("id"))
 _PIPELINE_LOCKED = _PIPELINE.with_for_update()
-# The stage a pipeline is at: its current stage, or the first for a pipeline not started yet.
-_AT = ((STAGES.c.pipeline_id == PIPELINES.c.id)
-       & ((STAGES.c.name == PIPELINES.c.current_stage)
-          | (PIPELINES.c.current_stage.is_(None) & (STAGES.c.position == 0))))
-_STAGE_COLUMNS = (STAGES.c.seq, STAGES.c.name, STAGES.c.status)
-_STAGE_AT = select(*_STAGE_COLUMNS).select_from(PIPELINES.join(STAGES, _AT)).where(PIPELINES.c.id == bindparam("id"))
+_LATEST = DEPLOYS.alias("latest")
+# What a writer may need right after the pipeline: the stage it is at (its current stage, or its
+# first before it starts), or its latest deploy.
+_CHILDREN = {
+    "stage": (STAGES, (STAGES.c.seq, STAGES.c.name, STAGES.c.status),
+              (STAGES.c.pipeline_id == PIPELINES.c.id) & ((STAGES.c.name == PIPELINES.c.current_stage) | (
+                  PIPELINES.c.current_stage.is_(None) & (STAGES.c.position == 0)))),
+    "deploy": (DEPLOYS, tuple(DEPLOYS.c),
+               DEPLOYS.c.seq == select(func.max(_LATEST.c.seq)).where(_LATEST.c.pipeline_id == PIPELINES.c.id)
+               .correlate(PIPELINES).scalar_subquery()),
+}
+_CHILD = {name: select(*columns).select_from(PIPELINES.join(table, on)).where(PIPELINES.c.id == bindparam("id"))
+          for name, (table, columns, on) in _CHILDREN.items()}
 # SQLite: BEGIN IMMEDIATE already holds the database, so what a writer needs next — the chain's
-# head, the stage the pipeline is at — comes in the same read as the pipeline.
+# head, a child row — comes in the same read as the pipeline.
 _PIPELINE_AND_HEAD = (select(PIPELINES, HEADS.c.head_hash.label("chain_head"), HEADS.c.length.label("chain_length"))
                       .outerjoin(HEADS, HEADS.c.chain == bindparam("chain")).where(PIPELINES.c.id == bindparam("id")))
-_PIPELINE_HEAD_AND_STAGE = (
-    select(*_PIPELINE_AND_HEAD.selected_columns, *(c.label(f"stage_{c.name}") for c in _STAGE_COLUMNS))
-    .select_from(PIPELINES.outerjoin(HEADS, HEADS.c.chain == bindparam("chain")).outerjoin(STAGES, _AT))
-    .where(PIPELINES.c.id == bindparam("id")))
+_PIPELINE_HEAD_AND = {
+    name: select(*_PIPELINE_AND_HEAD.selected_columns, *(c.label(f"child_{c.name}") for c in columns))
+    .select_from(PIPELINES.outerjoin(HEADS, HEADS.c.chain == bindparam("chain")).outerjoin(table, on))
+    .where(PIPELINES.c.id == bindparam("id"))
+    for name, (table, columns, on) in _CHILDREN.items()
+}
 _DEPLOY = select(DEPLOYS).where(DEPLOYS.c.id == bindparam("id"))
 _HEAD = select(HEADS.c.head_hash, HEADS.c.length).where(HEADS.c.chain == bindparam("chain"))
 _HEAD_LOCKED = _HEAD.with_for_update()
@@ -237,34 +246,35 @@ class UnitOfWork:
     # ---- pipelines and deploys -----------------------------------------------------------------
 
     def get_pipeline(self, pipeline_id: str, *, lock: bool = False) -> Record:
-        return self._pipeline(pipeline_id, lock=lock, stage=False)[0]
+        return self._pipeline(pipeline_id, lock=lock)[0]
 
-    def get_pipeline_at_stage(self, pipeline_id: str) -> tuple[Record, Record | None]:
-        """The pipeline, locked, and the stage it is at (its first, before it starts): its seq,
-        name and status."""
-        return self._pipeline(pipeline_id, lock=True, stage=True)
+    def get_pipeline_with(self, pipeline_id: str, child: str) -> tuple[Record, Record | None]:
+        """The pipeline, locked, and one row that depends on it: ``"stage"``, the stage it is at (its
+        first, before it starts: seq, name, status), or ``"deploy"``, its latest deploy."""
+        return self._pipeline(pipeline_id, lock=True, child=child)
 
-    def _pipeline(self, pipeline_id: str, *, lock: bool, stage: bool) -> tuple[Record, Record | None]:
-        at = None
+    def _pipeline(self, pipeline_id: str, *, lock: bool, child: str | None = None) -> tuple[Record, Record | None]:
+        found = None
         if lock and self.dialect == "sqlite":
             chain = f"pipeline:{pipeline_id}"
-            stmt = _PIPELINE_HEAD_AND_STAGE if stage else _PIPELINE_AND_HEAD
+            stmt = _PIPELINE_HEAD_AND[child] if child else _PIPELINE_AND_HEAD
             row = self.record(PIPELINES, stmt, {"id": pipeline_id, "chain": chain})
             if row is not None:
                 values = row._values
                 head, length = values.pop("chain_head"), values.pop("chain_length")
                 if chain not in self._heads:
                     self._heads[chain] = _Head(head or None, length or 0, length is not None)
-                if stage:
-                    found = {c.name: values.pop(f"stage_{c.name}") for c in _STAGE_COLUMNS}
-                    at = self.track(Record(STAGES, found)) if found["seq"] is not None else None
+                if child:
+                    table, columns, _ = _CHILDREN[child]
+                    values = {c.name: values.pop(f"child_{c.name}") for c in columns}
+                    found = self.track(Record(table, values)) if values["seq"] is not None else None
         else:
             row = self.record(PIPELINES, _PIPELINE_LOCKED if lock else _PIPELINE, {"id": pipeline_id})
-            if row is not None and stage:
-                at = self.record(STAGES, _STAGE_AT, {"id": pipeline_id})
+            if row is not None and child:
+                found = self.record(_CHILDREN[child][0], _CHILD[child], {"id": pipeline_id})
         if row is None:
             raise NotFound(f"pipeline not found: {pipeline_id}")
-        return row, at
+        return row, found
 
     def get_deploy(self, deploy_id: str, *, lock: bool = False) -> Record:
         row = self.record(DEPLOYS, _DEPLOY, {"id": deploy_id})

@@ -41,7 +41,7 @@ def _load(uow: UnitOfWork, actor: Actor, pipeline_id: str, gate_name: str, *, at
     """Lock the pipeline, read its gates with their decisions, and refuse unless the actor's person
     may decide the gate now."""
     if at_stage:
-        pipeline, stage = uow.get_pipeline_at_stage(pipeline_id)
+        pipeline, stage = uow.get_pipeline_with(pipeline_id, "stage")
     else:
         pipeline, stage = uow.get_pipeline(pipeline_id, lock=True), None
     gates, decisions = gates_and_decisions(uow, pipeline.id)

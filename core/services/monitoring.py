@@ -223,13 +223,13 @@ def record_metric(
 ) -> dict:
     check_metric(metric)
     number = parse_value(value)
-    pipeline = uow.get_pipeline(pipeline_id, lock=True)
     if deploy:
+        pipeline = uow.get_pipeline(pipeline_id, lock=True)
         dep = uow.get_deploy(deploy)
         if dep.pipeline_id != pipeline.id:
             raise InvalidInput(f"deploy {deploy} belongs to pipeline {dep.pipeline_id}, not {pipeline.id}")
     else:
-        dep = latest_deploy(uow, pipeline.id)
+        pipeline, dep = uow.get_pipeline_with(pipeline_id, "deploy")
     row = uow.insert(EVENTS, {
         "id": new_id("mon"), "pipeline_id": pipeline.id, "deploy_id": dep.id if dep else None, "metric": metric,
         "value": number, "unit": unit, "actor": uow.settings.person(actor.name), "surface": actor.surface,

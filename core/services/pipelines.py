@@ -62,7 +62,7 @@ def _fire(uow: UnitOfWork, actor: Actor, pipeline, trigger: str, reason: str | N
 
 
 def start_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str) -> dict:
-    pipeline, first = uow.get_pipeline_at_stage(pipeline_id)
+    pipeline, first = uow.get_pipeline_with(pipeline_id, "stage")
     _fire(uow, actor, pipeline, "start")
     fire(STAGE, first, "enter")
     first.started_at = pipeline.started_at = uow.now()
@@ -88,7 +88,7 @@ def cancel_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str, reason: str
 def fail_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str, reason: str) -> dict:
     if not (reason or "").strip():
         raise InvalidInput("fail needs a --reason")
-    pipeline, stage = uow.get_pipeline_at_stage(pipeline_id)
+    pipeline, stage = uow.get_pipeline_with(pipeline_id, "stage")
     _fire(uow, actor, pipeline, "fail", reason)
     fail_stage(uow, stage)
     pipeline.reason = reason
@@ -96,7 +96,7 @@ def fail_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str, reason: str) 
 
 
 def retry_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str) -> dict:
-    pipeline, stage = uow.get_pipeline_at_stage(pipeline_id)
+    pipeline, stage = uow.get_pipeline_with(pipeline_id, "stage")
     _fire(uow, actor, pipeline, "retry")
     if stage is not None and stage.status == "failed":
         fire(STAGE, stage, "retry")
