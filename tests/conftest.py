@@ -17,6 +17,10 @@ from core.clock import FixedClock
 from core.config import load_settings
 
 PG_URL = os.environ.get("PIPE_TEST_DATABASE_URL")
+# Processes the tests start run `pipe` one-shot: no warm worker left behind per temporary data
+# directory. The worker's own tests (tests/e2e/test_cli_worker.py) build their environment
+# without this and turn it on.
+os.environ.setdefault("PIPE_WORKER", "0")
 BACKENDS = ["sqlite"] + (["postgres"] if PG_URL else [])
 
 
