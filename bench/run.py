@@ -411,11 +411,16 @@ def main(argv: list[str] | None = None) -> int:
     report = render(results, procs, args)
     print(report)
     if args.write:
-        path = ROOT / "BENCHMARKS.md"
-        text = path.read_text(encoding="utf-8")
-        head, marker, _ = text.partition("<!-- results -->")
-        path.write_text(head + marker + "\n\n" + report, encoding="utf-8")
+        write_results(ROOT / "BENCHMARKS.md", report)
     return 0
+
+
+def write_results(path: Path, report: str) -> None:
+    """Replace what stands between the results markers; the text around them stays."""
+    text = path.read_text(encoding="utf-8")
+    head, start, rest = text.partition("<!-- results -->")
+    _, end, tail = rest.partition("<!-- /results -->")
+    path.write_text(head + start + "\n\n" + report + "\n" + (end or "<!-- /results -->") + tail, encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ from datetime import datetime, timedelta, timezone
 from functools import cache
 
 from sqlalchemy import Connection, bindparam, delete, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 
 from core.models import DoraDay, DoraDeployment, StatCount, UTCDateTime
 from core.records import UNREAD
@@ -72,9 +71,19 @@ def count_change(deltas: dict, table: str, column: str, old, new) -> None:
             deltas[(name, str(new))] = deltas.get((name, str(new)), 0) + 1
 
 
+def upsert(table, dialect: str):
+    """The dialect's INSERT, which has ON CONFLICT (imported on use: a SQLite process never loads
+    the PostgreSQL dialect)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
 @cache
 def upsert_counts(dialect: str):
-    stmt = (postgresql if dialect == "postgresql" else sqlite).insert(COUNTS)
+    stmt = upsert(COUNTS, dialect)
     return stmt.on_conflict_do_update(index_elements=["name", "key"], set_={"n": COUNTS.c.n + stmt.excluded.n})
 
 

@@ -21,12 +21,11 @@ from datetime import datetime
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, Engine, bindparam, func, select
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from core.actor import Actor
-from core.aggregates import count_change, count_row, upsert_counts
+from core.aggregates import count_change, count_row, upsert, upsert_counts
 from core.clock import utcnow
 from core.config import Settings, load_settings
 from core.db import WRITE_OPTION, get_engine
@@ -67,7 +66,6 @@ _HEAD = select(HEADS.c.head_hash, HEADS.c.length).where(HEADS.c.chain == bindpar
 _HEAD_LOCKED = _HEAD.with_for_update()
 _HEAD_UPDATE = HEADS.update().where(HEADS.c.chain == bindparam("c")).values(head_hash=bindparam("h"),
                                                                             length=bindparam("n"))
-_HEAD_CREATE = postgresql.insert(HEADS).on_conflict_do_nothing(index_elements=["chain"])
 _write_binds: WeakKeyDictionary[Engine, Engine] = WeakKeyDictionary()
 
 
@@ -335,7 +333,8 @@ class UnitOfWork:
             row = self.conn.execute(_HEAD_LOCKED if postgres else _HEAD, {"chain": chain}).first()
             if row is None and postgres:
                 # The chain's first writers race to create its head row, then queue on its lock.
-                self.conn.execute(_HEAD_CREATE, {"chain": chain, "head_hash": "", "length": 0})
+                self.conn.execute(upsert(HEADS, "postgresql").on_conflict_do_nothing(index_elements=["chain"]),
+                                  {"chain": chain, "head_hash": "", "length": 0})
                 row = self.conn.execute(_HEAD_LOCKED, {"chain": chain}).first()
             head = self._heads[chain] = _Head(row[0] or None, row[1], True) if row else _Head(None, 0, False)
         return head
