@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast test-sqlite bench bench-smoke lint clean
+.PHONY: install demo test test-fast test-sqlite fuzz bench bench-smoke lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: install
 
 test-fast: install
 	env -u PIPE_TEST_DATABASE_URL $(BIN)/python -m pytest -q -m "not slow" tests/unit tests/service
+
+# 10,000 random invocations of the CLI and 10,000 API bodies (random seed); `make test` runs a
+# bounded, fixed-seed share of the same properties.
+fuzz: install
+	PIPE_FUZZ_PROFILE=deep PIPE_FUZZ_EXAMPLES=$${PIPE_FUZZ_EXAMPLES:-10000} $(BIN)/python -m pytest -q -m fuzz tests/fuzz
 
 test-sqlite: install
 	env -u PIPE_TEST_DATABASE_URL $(BIN)/python -m pytest
