@@ -37,6 +37,9 @@ leads = ["alice", "carol"]
 groups = ["leads"]
 forbid_self_approval = true
 service_approvers = ["scanner"]
+
+[separation]
+distinct = [["code-review", "security-review"]]
 """
 CASES = ("allowed", "forbidden", "self", "impersonation")
 
@@ -49,10 +52,10 @@ def policy_env(env, config_file, fake_slack):
                   "PIPE_SLACK_CHANNEL": "C0PIPE"}
 
 
-def at_review(env, creator: str) -> str:
+def at_review(env, creator: str, template: str = "feature") -> str:
     settings, actor = load_settings(env), Actor(creator, "cli")
     with UnitOfWork(settings) as uow:
-        pid = create_pipeline(uow, actor, name="routes", template="feature")["id"]
+        pid = create_pipeline(uow, actor, name="routes", template=template)["id"]
     for step in (lambda u: start_pipeline(u, actor, pid), lambda u: advance_stage(u, actor, pid, "review")):
         with UnitOfWork(settings) as uow:
             step(uow)
@@ -81,11 +84,11 @@ class CliDirect:
     def __init__(self, env, pipe_with, server, slack):
         self.env, self.pipe_with = env, pipe_with
 
-    def approve(self, pid: str, who: str, case: str) -> bool:
+    def approve(self, pid: str, who: str, case: str, gate: str = "code-review") -> bool:
         env = self.env
         if case == "impersonation":  # a team that switched --as off: naming someone else is refused
             env = env | {"PIPE_CLI_ALLOW_AS": "false"}
-        code, _, err = self.pipe_with(env)("approve", pid, "--gate", "code-review", "--as", who)
+        code, _, err = self.pipe_with(env)("approve", pid, "--gate", gate, "--as", who)
         assert code in (0, 1) and (code == 0 or err.count("\n") == 1), err
         return code != 0
 
@@ -95,15 +98,17 @@ class CliDirect:
 
 class ApiPersonal:
     def __init__(self, env, pipe_with, server, slack):
-        self.env, self.server = env, server
+        self.env, self.server, self.tokens = env, server, {}
 
-    def approve(self, pid: str, who: str, case: str) -> bool:
-        raw = token(self.env, f"{who}-laptop", person=who)
+    def approve(self, pid: str, who: str, case: str, gate: str = "code-review") -> bool:
+        name = f"{who}-laptop"
+        raw = self.tokens.get(name) or token(self.env, name, person=who)
+        self.tokens[name] = raw
         headers = {"Authorization": f"Bearer {raw}"}
         if case == "impersonation":  # mallory's token, claiming to be carol
             headers["X-Pipe-Actor"] = "carol"
         response = self.server.post("/api/v1/commands/approve", headers=headers,
-                                    content=json.dumps({"pipeline_id": pid, "gate": "code-review"}))
+                                    content=json.dumps({"pipeline_id": pid, "gate": gate}))
         assert response.status_code in (200, 403), response.text
         return response.status_code == 403
 
@@ -151,26 +156,26 @@ class SlackCommand:
     def __init__(self, env, pipe_with, server, slack):
         self.slack = slack
 
-    def approve(self, pid: str, who: str, case: str) -> bool:
+    def approve(self, pid: str, who: str, case: str, gate: str = "code-review") -> bool:
         sign = {"secret": "not-the-signing-secret"} if case == "impersonation" else {}
-        resp, path = self.send(pid, self.users[who], sign)
+        resp, path = self.send(pid, self.users[who], sign, gate)
         if case == "impersonation":
             assert resp.status == 401
             return True
         text = self.slack.reply(path)["text"]
         return text.startswith(":warning:")
 
-    def send(self, pid, user, sign):
-        return self.slack.command(f"approve {pid} --gate code-review", user=user, **sign)
+    def send(self, pid, user, sign, gate):
+        return self.slack.command(f"approve {pid} --gate {gate}", user=user, **sign)
 
     def expected(self, who: str):
         return (who, f"slack:{self.users[who]}", None)
 
 
 class SlackButton(SlackCommand):
-    def send(self, pid, user, sign):
+    def send(self, pid, user, sign, gate):
         url = self.slack._url()
-        body = fake.block_actions_body(action_id=blocks.APPROVE, value=blocks.gate_value(pid, "code-review"),
+        body = fake.block_actions_body(action_id=blocks.APPROVE, value=blocks.gate_value(pid, gate),
                                        user_id=user, response_url=url)
         return self.slack.dispatch(body, **sign), url.removeprefix(self.slack.fake.base)
 
@@ -248,3 +253,14 @@ def test_only_the_right_person_decides_and_the_record_names_who_proved_it(harnes
         assert not refused and status == "approved" and rows == [driver.expected(who)], (route, case, rows)
     else:
         assert refused and status == "pending" and rows == [], (route, case, rows)
+
+
+@pytest.mark.parametrize("route", ["cli-direct", "api-personal", "slack-command", "slack-button"])
+def test_one_person_may_not_approve_both_gates_kept_apart_on_any_surface(harness, policy_env, route):
+    driver = harness(route)
+    pid = at_review(policy_env, "dave", template="security-audit")
+    assert driver.approve(pid, "carol", "allowed", gate="code-review") is False
+    assert driver.approve(pid, "carol", "allowed", gate="security-review") is True
+    with UnitOfWork(load_settings(policy_env), write=False) as uow:
+        status = gate_status(uow, Actor("reader"), pid, "security-review")
+    assert status["status"] == "pending" and status["decisions"] == []
