@@ -44,11 +44,15 @@ def _moment(value) -> str:
     return value
 
 
+_SORTED = tuple(sorted(FIELDS))
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def canonical(row: dict) -> str:
     """The row's content as one canonical JSON text (sorted keys, no spaces, times in UTC µs)."""
-    body = {k: row.get(k) for k in FIELDS}
+    body = {k: row.get(k) for k in _SORTED}  # inserted in sorted order: the same text as sort_keys
     body["at"] = _moment(body["at"])
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODE(body)
 
 
 def link(prev_hash: str | None, row: dict) -> str:

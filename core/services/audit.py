@@ -7,7 +7,7 @@ import base64
 import json
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from core.config import Settings
 from core.errors import InvalidInput, NotFound, PipeError
@@ -34,21 +34,30 @@ def chain_for(uow: UnitOfWork, some_id: str) -> str:
     raise NotFound(f"pipeline not found: {some_id}")
 
 
-def _row(values) -> dict:
-    row = dict(values._mapping) if hasattr(values, "_mapping") else dict(values)
-    row["at"] = _moment(row["at"])
-    return row
+COLUMNS = ("seq", *FIELDS, "prev_hash", "hash")
+
+
+def _canonical_time(dialect: str, column):
+    """The row's time as the chain's canonical text, formatted by the database (no per-row parsing)."""
+    if dialect == "sqlite":  # stored as 'YYYY-MM-DD HH:MM:SS.ffffff', always with microseconds, in UTC
+        return (func.replace(column, " ", "T") + "Z").label("at")
+    if dialect == "postgresql":
+        return func.to_char(func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"').label("at")
+    return column
 
 
 def stream_rows(uow: UnitOfWork, chain: str | None):
     """Rows ordered by (chain, seq), fetched in batches: memory stays flat however long the log."""
     table = AuditEvent.__table__
-    stmt = select(table).order_by(table.c.chain, table.c.seq)
+    columns = [_canonical_time(uow.dialect, table.c.at) if c == "at" else table.c[c] for c in COLUMNS]
+    stmt = select(*columns).order_by(table.c.chain, table.c.seq)
     if chain is not None:
         stmt = stmt.where(table.c.chain == chain)
-    result = uow.session.connection().execution_options(stream_results=True, yield_per=2000).execute(stmt)
+    result = uow.session.connection().execution_options(stream_results=True, yield_per=5000).execute(stmt)
     for values in result:
-        yield _row(values)
+        row = dict(zip(COLUMNS, values, strict=True))
+        row["at"] = _moment(row["at"])
+        yield row
 
 
 def heads(uow: UnitOfWork, chain: str | None) -> dict[str, tuple[str, int]]:
