@@ -34,11 +34,11 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-from core.actor import Actor
-from core.catalogue import BUILTIN_TEMPLATES
-from core.config import load_settings
-from core.services import artifacts, deploys, gates, monitoring, pipelines, queries
-from core.uow import UnitOfWork
+from chainpipe.core.actor import Actor
+from chainpipe.core.catalogue import BUILTIN_TEMPLATES
+from chainpipe.core.config import load_settings
+from chainpipe.core.services import artifacts, deploys, gates, monitoring, pipelines, queries
+from chainpipe.core.uow import UnitOfWork
 
 ROOT = Path(__file__).resolve().parents[1]
 ACTOR = Actor("bench")
@@ -171,9 +171,8 @@ def interleave(variants: list, ops: tuple[str, ...], rounds: int, samples: Sampl
 
 def statement_counts(settings) -> dict[str, int]:
     """How many SQL statements each write runs (BEGIN included, COMMIT not), from one untimed round."""
+    from chainpipe.core.db import get_engine
     from sqlalchemy import event
-
-    from core.db import get_engine
 
     engine, seen = get_engine(settings.database_url), []
 
@@ -195,9 +194,8 @@ def statement_counts(settings) -> dict[str, int]:
 
 
 def print_statements(url: str) -> None:
+    from chainpipe.core.db import get_engine
     from sqlalchemy import event
-
-    from core.db import get_engine
 
     settings = load_settings({"PIPE_DATABASE_URL": url, "PIPE_DATA_DIR": tempfile.mkdtemp()})
     v = Chainpipe("show", settings)
@@ -215,8 +213,9 @@ def load_average() -> float:
 
 def measure(url: str, rounds: int, pipelines_n: int, events_n: int, *, floor_path: str | None, log) -> dict:
     """Build the databases, then run every variant interleaved; returns what the report needs."""
+    from chainpipe.core.db import dispose_engines, get_engine
+
     from bench.load import load_history
-    from core.db import dispose_engines, get_engine
 
     def settings_for(db_url: str):
         return load_settings({"PIPE_DATABASE_URL": db_url, "PIPE_DATA_DIR": tempfile.mkdtemp()})
@@ -260,9 +259,9 @@ def _status_pipeline(settings) -> str:
 
 def _checks(settings: dict, floor_path: str | None) -> list[str]:
     """After everything: every chain verifies and the aggregates equal a recomputation."""
-    from core.aggregates import counted, stored_counts
-    from core.db import get_engine
-    from core.services.audit import verify_audit
+    from chainpipe.core.aggregates import counted, stored_counts
+    from chainpipe.core.db import get_engine
+    from chainpipe.core.services.audit import verify_audit
 
     out = []
     databases = [("empty", settings["empty"]), ("large", settings["large"])]
@@ -279,20 +278,22 @@ def _checks(settings: dict, floor_path: str | None) -> list[str]:
     return out
 
 
-def process_timings(runs: int) -> dict[str, float]:
+def process_timings(runs: int) -> dict[str, float | str]:
     """Median wall time of whole `pipe` processes, interpreter start-up included, each doing all its
     work itself (PIPE_WORKER=0; the warm worker has its own benchmark, scripts/bench_cli_start.py)."""
     pipe = str(Path(sys.executable).with_name("pipe"))
     env = os.environ | {"PIPE_DATA_DIR": tempfile.mkdtemp(), "PIPE_WORKER": "0"}
-    out = {}
+    out: dict[str, float | str] = {}
     for args in (["--help"], ["stages"], ["templates", "--json"], ["list"]):
-        subprocess.run([pipe, *args], env=env, capture_output=True, check=True)
         times = []
-        for _ in range(runs):
+        for _ in range(runs + 1):  # the first run warms the page cache
             t0 = time.perf_counter()
-            subprocess.run([pipe, *args], env=env, capture_output=True, check=True)
+            done = subprocess.run([pipe, *args], env=env, capture_output=True, text=True)
             times.append((time.perf_counter() - t0) * 1000)
-        out["pipe " + " ".join(args)] = statistics.median(times)
+            if done.returncode:
+                times = f"failed (exit {done.returncode}): {(done.stderr.strip().splitlines() or [''])[-1]}"
+                break
+        out["pipe " + " ".join(args)] = statistics.median(times[1:]) if isinstance(times, list) else times
     return out
 
 
@@ -343,7 +344,7 @@ def render(results: dict, procs: dict, args) -> str:
         lines += [f"- {c}" for c in r["checks"]] + [""]
     if procs:
         lines += ["### Whole process, one-shot (median wall time)", "", "| command | ms |", "|---|---:|"]
-        lines += [f"| `{k}` | {v:.0f} |" for k, v in procs.items()]
+        lines += [f"| `{k}` | {v:.0f} |" if isinstance(v, float) else f"| `{k}` | {v} |" for k, v in procs.items()]
     return "\n".join(lines) + "\n"
 
 
