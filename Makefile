@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	fi
 	# uv compiles the dependencies only; the project's own bytecode saves every cold `pipe` start
 	# its compile (PYTHONDONTWRITEBYTECODE would otherwise keep it from ever being written).
-	$(BIN)/python -m compileall -q core cli bot
+	$(BIN)/python -m compileall -q core cli bot gh
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -23,9 +23,9 @@ def rss_mb() -> float:
 
 
 def load(url: str, rows: int, pipelines: int) -> None:
-    from core.db import get_engine
-    from core.models import AuditChain, AuditEvent
-    from core.rules.chain import link
+    from chainpipe.core.db import get_engine
+    from chainpipe.core.models import AuditChain, AuditEvent
+    from chainpipe.core.rules.chain import link
 
     engine = get_engine(url)
     start = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -60,8 +60,8 @@ def main() -> None:
     parser.add_argument("--url")
     args = parser.parse_args()
     url = args.url or f"sqlite:///{tempfile.mkdtemp()}/audit.db"
-    from core.config import load_settings
-    from core.services.audit import verify_audit
+    from chainpipe.core.config import load_settings
+    from chainpipe.core.services.audit import verify_audit
 
     t0 = time.perf_counter()
     load(url, args.rows, args.pipelines)

@@ -15,11 +15,11 @@ import json
 import sqlite3
 from datetime import datetime, timezone
 
-from core.clock import new_id
-from core.rules.chain import link
-from core.rules.evidence import Covered
-from core.rules.metrics import DEFAULT_METRIC_RULES, judge, regression, verdict_reason
-from core.services.monitoring import _BASELINE
+from chainpipe.core.clock import new_id
+from chainpipe.core.rules.chain import link
+from chainpipe.core.rules.evidence import Covered
+from chainpipe.core.rules.metrics import DEFAULT_METRIC_RULES, judge, regression, verdict_reason
+from chainpipe.core.services.monitoring import _BASELINE
 
 PRINCIPAL = "os:bench"
 PIPELINE_AND_HEAD = ("SELECT p.seq, p.status, p.current_stage, p.template, h.head_hash, h.length FROM pipelines p "

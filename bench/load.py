@@ -14,12 +14,11 @@ import secrets
 import time
 from datetime import datetime, timedelta, timezone
 
+from chainpipe.core.aggregates import fill_all
+from chainpipe.core.catalogue import BUILTIN_TEMPLATES
+from chainpipe.core.models import AuditChain, AuditEvent, Deploy, Gate, MonitorEvent, Pipeline, Stage
+from chainpipe.core.rules.chain import link
 from sqlalchemy import insert
-
-from core.aggregates import fill_all
-from core.catalogue import BUILTIN_TEMPLATES
-from core.models import AuditChain, AuditEvent, Deploy, Gate, MonitorEvent, Pipeline, Stage
-from core.rules.chain import link
 
 BATCH = 5000
 STATUSES = ["created", "running", "paused", "completed", "failed", "cancelled"]

@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from bot import blocks
-from bot.runtime import slack_actor
-from bot.slack_errors import error_line
-from core.errors import InvalidInput
-from core.grammar import COMMANDS
-from core.text import one_line
+from chainpipe.bot import blocks
+from chainpipe.bot.runtime import slack_actor
+from chainpipe.bot.slack_errors import error_line
+from chainpipe.core.errors import InvalidInput
+from chainpipe.core.grammar import COMMANDS
+from chainpipe.core.text import one_line
 
 MAX_VALUE = 2000  # Slack's limit for a button value
 MAX_CHANNEL = 64

@@ -11,20 +11,19 @@ from __future__ import annotations
 
 import json
 
+from chainpipe.bot.observability import current_request_id, name_command
+from chainpipe.bot.outage import MESSAGE as OUTAGE_MESSAGE
+from chainpipe.bot.outage import RETRY_AFTER_SECONDS, is_outage
+from chainpipe.bot.runtime import Runtime, log_crash, log_refusal
+from chainpipe.core.actor import Actor
+from chainpipe.core.crash import crash_line
+from chainpipe.core.errors import InvalidInput, NotAllowed, PipeError
+from chainpipe.core.grammar import COMMANDS, Command, check_text, usage
+from chainpipe.core.text import one_line
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-
-from bot.observability import current_request_id, name_command
-from bot.outage import MESSAGE as OUTAGE_MESSAGE
-from bot.outage import RETRY_AFTER_SECONDS, is_outage
-from bot.runtime import Runtime, log_crash, log_refusal
-from core.actor import Actor
-from core.crash import crash_line
-from core.errors import InvalidInput, NotAllowed, PipeError
-from core.grammar import COMMANDS, Command, check_text, usage
-from core.text import one_line
 
 SURFACES = ("api", "github")
 MAX_BODY = 1024 * 1024
@@ -103,8 +102,8 @@ def parse_body(raw: bytes):
 
 
 def _token(runtime: Runtime, request: Request) -> dict:
-    from core.services.tokens import find_token, needs_touch, touch_token
-    from core.uow import UnitOfWork
+    from chainpipe.core.services.tokens import find_token, needs_touch, touch_token
+    from chainpipe.core.uow import UnitOfWork
 
     scheme, _, raw = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not raw.strip():

@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import logging
 
+from chainpipe.bot import actions, blocks, commands, home
+from chainpipe.bot.runtime import Runtime
+from chainpipe.bot.settings import BotSettings
+from chainpipe.bot.slack_errors import on_error
+from chainpipe.bot.verify import SlackGuard
 from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler, RetryHandler
 from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
-
-from bot import actions, blocks, commands, home
-from bot.runtime import Runtime
-from bot.settings import BotSettings
-from bot.slack_errors import on_error
-from bot.verify import SlackGuard
 
 # How often one Web API call is retried: rate limits wait out Slack's Retry-After (a burst of gate
 # messages slows down instead of losing messages); a dropped connection or a 500/503 backs off.

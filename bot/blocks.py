@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from bot.web.links import pipeline_url
-from core.grammar import COMMANDS, usage
+from chainpipe.bot.web.links import pipeline_url
+from chainpipe.core.grammar import COMMANDS, usage
 
 APPROVE = "gate_approve"
 REJECT = "gate_reject"

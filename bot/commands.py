@@ -15,11 +15,11 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from bot import blocks
-from bot.runtime import slack_actor
-from bot.slack_errors import error_line
-from core.errors import InvalidInput
-from core.grammar import Command, get_command, parse_args
+from chainpipe.bot import blocks
+from chainpipe.bot.runtime import slack_actor
+from chainpipe.bot.slack_errors import error_line
+from chainpipe.core.errors import InvalidInput
+from chainpipe.core.grammar import Command, get_command, parse_args
 
 JSON_FLAG = "--json"
 

@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import logging
 
-from bot.outage import Outage
-from bot.poller import Poller
-from core.actor import Actor
-from core.config import Settings
-from core.dispatch import execute
-from core.grammar import get_command
-from core.services import protection
-from core.uow import UnitOfWork
-from gh import outbox as github_outbox
-from gh.app import AnswerError, GitHubApp
-from gh.mirror import DeploymentMirror
+from chainpipe.bot.outage import Outage
+from chainpipe.bot.poller import Poller
+from chainpipe.core.actor import Actor
+from chainpipe.core.config import Settings
+from chainpipe.core.dispatch import execute
+from chainpipe.core.grammar import get_command
+from chainpipe.core.services import protection
+from chainpipe.core.uow import UnitOfWork
+from chainpipe.gh import outbox as github_outbox
+from chainpipe.gh.app import AnswerError, GitHubApp
+from chainpipe.gh.mirror import DeploymentMirror
 
 log = logging.getLogger("chainpipe.github")
 

@@ -22,22 +22,21 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
+from chainpipe.bot import api
+from chainpipe.bot.runtime import Runtime, log_refusal
+from chainpipe.core.actor import Actor
+from chainpipe.core.errors import InvalidInput
+from chainpipe.core.grammar import get_command
+from chainpipe.core.models import SeenGitHubDelivery
+from chainpipe.core.services import protection
+from chainpipe.core.uow import UnitOfWork
+from chainpipe.gh.app import GitHubApp
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-
-from bot import api
-from bot.runtime import Runtime, log_refusal
-from core.actor import Actor
-from core.errors import InvalidInput
-from core.grammar import get_command
-from core.models import SeenGitHubDelivery
-from core.services import protection
-from core.uow import UnitOfWork
-from gh.app import GitHubApp
 
 log = logging.getLogger("chainpipe.github")
 EVENT = "deployment_protection_rule"

@@ -8,11 +8,11 @@ request context (``bot.verify.SlackGuard``). Bolt acknowledges events itself.
 
 from __future__ import annotations
 
-from bot.slack_errors import error_line
-from bot.web.links import pipeline_url
-from core.config import Settings
-from core.services.pages import home
-from core.uow import UnitOfWork
+from chainpipe.bot.slack_errors import error_line
+from chainpipe.bot.web.links import pipeline_url
+from chainpipe.core.config import Settings
+from chainpipe.core.services.pages import home
+from chainpipe.core.uow import UnitOfWork
 
 ICONS = {"healthy": ":large_green_circle:", "degraded": ":large_orange_diamond:", "unhealthy": ":red_triangle:",
          "unknown": ":white_circle:"}

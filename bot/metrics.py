@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import logging
 
+from chainpipe.core.clock import utcnow
+from chainpipe.core.config import Settings
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
-
-from core.clock import utcnow
-from core.config import Settings
 
 log = logging.getLogger("chainpipe.metrics")
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -61,7 +60,7 @@ class _StateCollector:
         failures = CounterMetricFamily("pipe_outbox_delivery_failures", "Outbox deliveries that failed",
                                        labels=["consumer"])
         if m.notifier is not None:
-            from bot.notifier import CONSUMER
+            from chainpipe.bot.notifier import CONSUMER
 
             failures.add_metric([CONSUMER], m.notifier.delivery_failures)
             yield GaugeMetricFamily("pipe_notifier_up", "1 while the notifier's thread runs",
@@ -75,8 +74,8 @@ class _StateCollector:
         yield errors
 
     def _backlog(self):
-        from core.services.outbox_backlog import backlog, consumers
-        from core.uow import UnitOfWork
+        from chainpipe.core.services.outbox_backlog import backlog, consumers
+        from chainpipe.core.uow import UnitOfWork
 
         events = GaugeMetricFamily("pipe_outbox_backlog_events", "Audit events a consumer has still to deliver",
                                    labels=["consumer"])
@@ -103,9 +102,9 @@ class _StateCollector:
 
 def slack_label(body) -> str:
     """The command label of a Slack request, from a closed set (the text after ``/pipe`` is anyone's)."""
-    from bot import blocks
-    from bot.slack_errors import describe
-    from core.grammar import COMMANDS
+    from chainpipe.bot import blocks
+    from chainpipe.bot.slack_errors import describe
+    from chainpipe.core.grammar import COMMANDS
 
     _, what = describe(body)
     kind, _, name = (what or "-").partition(" ")

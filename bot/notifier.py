@@ -20,19 +20,18 @@ import logging
 import time
 from datetime import timedelta
 
+from chainpipe.bot import blocks
+from chainpipe.bot.github_blocks import held_blocks
+from chainpipe.bot.outage import Outage, is_outage
+from chainpipe.bot.poller import Poller
+from chainpipe.core.clock import parse_iso, utcnow
+from chainpipe.core.config import Settings
+from chainpipe.core.services import notifications as outbox
+from chainpipe.core.services import protection
+from chainpipe.core.uow import UnitOfWork
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy import text
-
-from bot import blocks
-from bot.github_blocks import held_blocks
-from bot.outage import Outage, is_outage
-from bot.poller import Poller
-from core.clock import parse_iso, utcnow
-from core.config import Settings
-from core.services import notifications as outbox
-from core.services import protection
-from core.uow import UnitOfWork
 
 log = logging.getLogger("chainpipe.notifier")
 CONSUMER = "slack"
@@ -165,7 +164,7 @@ class Notifier(Poller):
         return event["entity"] == "verdict" and "unhealthy" in (event.get("to"), data.get("verdict"))
 
     def _deploy(self, deploy_id: str) -> dict | None:
-        from core.services.deploys import show_deploy
+        from chainpipe.core.services.deploys import show_deploy
 
         try:
             with UnitOfWork(self.settings, write=False) as uow:

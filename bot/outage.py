@@ -13,10 +13,9 @@ import logging
 import threading
 import time
 
+from chainpipe.core.errors import ConfigError
+from chainpipe.core.text import one_line
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-
-from core.errors import ConfigError
-from core.text import one_line
 
 log = logging.getLogger("chainpipe.server")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from bot.outage import Outage, is_outage
+from chainpipe.bot.outage import Outage, is_outage
 
 
 class Poller:

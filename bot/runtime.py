@@ -9,13 +9,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bot.outage import Outage
-from core.actor import Actor
-from core.config import Settings
-from core.crash import crash_line, crash_reference
-from core.dispatch import execute
-from core.grammar import Command
-from core.text import one_line
+from chainpipe.bot.outage import Outage
+from chainpipe.core.actor import Actor
+from chainpipe.core.config import Settings
+from chainpipe.core.crash import crash_line, crash_reference
+from chainpipe.core.dispatch import execute
+from chainpipe.core.grammar import Command
+from chainpipe.core.text import one_line
 
 log = logging.getLogger("chainpipe.server")
 refusals = logging.getLogger("chainpipe.refusal")

@@ -17,6 +17,16 @@ import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
+from chainpipe.bot import api, web
+from chainpipe.bot.metrics import CONTENT_TYPE as METRICS_TYPE
+from chainpipe.bot.metrics import Metrics, slack_label
+from chainpipe.bot.observability import LOG_FORMATS, RequestMetrics, configure_logging, name_command
+from chainpipe.bot.outage import MESSAGE as OUTAGE_MESSAGE
+from chainpipe.bot.outage import RETRY_AFTER_SECONDS, DatabaseUnavailable
+from chainpipe.bot.runtime import Runtime, log_refusal
+from chainpipe.bot.settings import BotSettings, SettingsError, load_bot_settings
+from chainpipe.core.config import Settings, load_settings
+from chainpipe.core.errors import PipeError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -24,17 +34,6 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-
-from bot import api, web
-from bot.metrics import CONTENT_TYPE as METRICS_TYPE
-from bot.metrics import Metrics, slack_label
-from bot.observability import LOG_FORMATS, RequestMetrics, configure_logging, name_command
-from bot.outage import MESSAGE as OUTAGE_MESSAGE
-from bot.outage import RETRY_AFTER_SECONDS, DatabaseUnavailable
-from bot.runtime import Runtime, log_refusal
-from bot.settings import BotSettings, SettingsError, load_bot_settings
-from core.config import Settings, load_settings
-from core.errors import PipeError
 
 log = logging.getLogger("chainpipe.server")
 
@@ -58,8 +57,8 @@ def create_asgi_app(core: Settings, bot: BotSettings, *, start_notifier: bool = 
     notifier = None
     bolt = None
     if bot.slack_enabled:
-        from bot.app import create_app, web_client
-        from bot.notifier import Notifier
+        from chainpipe.bot.app import create_app, web_client
+        from chainpipe.bot.notifier import Notifier
 
         client = web_client(bot)
         notifier = Notifier(core, client, bot.channel, lease=bot.outbox_lease, max_age_hours=bot.outbox_max_age_hours,
@@ -150,7 +149,7 @@ def _socket_mode(bot: BotSettings, bolt):
     """With Socket Mode on: the connection to Slack (its app token checked now, like the bot token)."""
     if bolt is None or not bot.socket_mode:
         return None
-    from bot.socket_mode import SocketMode
+    from chainpipe.bot.socket_mode import SocketMode
 
     socket = SocketMode(bolt, bot.app_token)
     try:
@@ -165,9 +164,9 @@ def _github_app(core: Settings, bot: BotSettings, runtime: Runtime):
     """With ``GITHUB_APP_ID`` set: the worker (protection answers, deployments) and its webhook route."""
     if bot.github is None:
         return None, []
-    from bot.github_app import GitHubWorker
-    from bot.github_webhook import route
-    from gh.app import GitHubApp
+    from chainpipe.bot.github_app import GitHubWorker
+    from chainpipe.bot.github_webhook import route
+    from chainpipe.gh.app import GitHubApp
 
     app = GitHubApp(bot.github.app_id, bot.github.private_key, api_url=bot.github.api_url)
     worker = GitHubWorker(core, app, poll_interval=bot.poll_interval, lease=bot.outbox_lease, outage=runtime.outage)
@@ -177,9 +176,8 @@ def _github_app(core: Settings, bot: BotSettings, runtime: Runtime):
 
 
 def _check_database(core: Settings) -> None:
+    from chainpipe.core.uow import UnitOfWork
     from sqlalchemy import text
-
-    from core.uow import UnitOfWork
 
     with UnitOfWork(core, write=False) as uow:
         uow.session.execute(text("SELECT 1"))

@@ -9,13 +9,13 @@ Every listener ends in ``error_line``; Bolt's error handler (``on_error``) uses 
 
 from __future__ import annotations
 
-from bot import blocks
-from bot.outage import MESSAGE as OUTAGE_MESSAGE
-from bot.outage import is_outage
-from bot.runtime import log_crash, log_refusal
-from core.crash import crash_line
-from core.errors import NotAllowed, PipeError
-from core.text import one_line
+from chainpipe.bot import blocks
+from chainpipe.bot.outage import MESSAGE as OUTAGE_MESSAGE
+from chainpipe.bot.outage import is_outage
+from chainpipe.bot.runtime import log_crash, log_refusal
+from chainpipe.core.crash import crash_line
+from chainpipe.core.errors import NotAllowed, PipeError
+from chainpipe.core.text import one_line
 
 
 def error_line(exc: BaseException, principal: str | None, command: str | None) -> str:

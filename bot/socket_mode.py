@@ -19,14 +19,13 @@ import socket
 import threading
 import time
 
+from chainpipe.bot.verify import ENVELOPE_HEADER
+from chainpipe.core.text import one_line
 from slack_bolt import App, BoltRequest
 from slack_bolt.adapter.socket_mode.base_handler import BaseSocketModeHandler
 from slack_bolt.adapter.socket_mode.internals import build_headers, send_response
 from slack_sdk.socket_mode.builtin import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
-
-from bot.verify import ENVELOPE_HEADER
-from core.text import one_line
 
 log = logging.getLogger("chainpipe.socket_mode")
 
@@ -104,7 +103,7 @@ class SocketMode(BaseSocketModeHandler):
 
     def _observe(self, payload, status: int, started: float) -> None:
         if self.observe is not None:
-            from bot.metrics import slack_label
+            from chainpipe.bot.metrics import slack_label
 
             self.observe("slack-socket", slack_label(payload), status, time.perf_counter() - started)
 

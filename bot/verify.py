@@ -28,21 +28,20 @@ import hmac
 import re
 import time
 
+from chainpipe.bot import blocks
+from chainpipe.bot.outage import MESSAGE as OUTAGE_MESSAGE
+from chainpipe.bot.outage import DatabaseUnavailable
+from chainpipe.bot.runtime import log_refusal
+from chainpipe.bot.slack_errors import describe
+from chainpipe.core.config import Settings
+from chainpipe.core.models import SeenSlackRequest
+from chainpipe.core.uow import UnitOfWork
 from slack_bolt.middleware.middleware import Middleware
 from slack_bolt.response import BoltResponse
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import delete, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-
-from bot import blocks
-from bot.outage import MESSAGE as OUTAGE_MESSAGE
-from bot.outage import DatabaseUnavailable
-from bot.runtime import log_refusal
-from bot.slack_errors import describe
-from core.config import Settings
-from core.models import SeenSlackRequest
-from core.uow import UnitOfWork
 
 WINDOW = 5 * 60
 SKEW = 60

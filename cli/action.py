@@ -14,8 +14,8 @@ import os
 import sys
 import traceback
 
-from cli.action_report import Report, annotate, mask, mask_url_password
-from core.errors import InvalidInput, PipeError
+from chainpipe.cli.action_report import Report, annotate, mask, mask_url_password
+from chainpipe.core.errors import InvalidInput, PipeError
 
 INPUTS = (
     "command", "pipeline-id", "template", "name", "stage", "type", "path", "strategy", "target", "ref",
@@ -41,8 +41,8 @@ def read_inputs(env) -> dict[str, str]:
 
 
 def run_step(inputs: dict[str, str], env, report: Report) -> int:
-    from cli.action_steps import ROUTES, Run
-    from cli.action_targets import connect, mirror
+    from chainpipe.cli.action_steps import ROUTES, Run
+    from chainpipe.cli.action_targets import connect, mirror
 
     route = ROUTES.get(inputs["command"])
     if route is None:
@@ -76,7 +76,7 @@ def main(env=None) -> int:
         annotate("error", exc.message, title=f"chainpipe {inputs['command'] or 'action'}: {exc.title}")
         return exc.exit_code
     except Exception as exc:  # noqa: BLE001 - crashes become a short annotation, never a traceback
-        from core.crash import crash_line, crash_reference
+        from chainpipe.core.crash import crash_line, crash_reference
 
         ref = crash_reference()
         annotate("error", crash_line(ref, exc, "re-run with debug logging for details"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from core.text import one_line
+from chainpipe.core.text import one_line
 
 # --- workflow commands -------------------------------------------------------------------------
 

@@ -24,10 +24,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from cli import action_report as show
-from cli.action_targets import run_url
-from core.catalogue import DEPLOY_STATUSES
-from core.errors import InvalidInput
+from chainpipe.cli import action_report as show
+from chainpipe.cli.action_targets import run_url
+from chainpipe.core.catalogue import DEPLOY_STATUSES
+from chainpipe.core.errors import InvalidInput
 
 JOB_STATUSES = {"success": "succeeded", "failure": "failed", "cancelled": "failed"}
 DECIDED = ("approved", "rejected", "closed")
@@ -65,7 +65,7 @@ class Run:
     @cached_property
     def file(self) -> tuple[str, int, str]:
         """The artifact file's digest, size and name: hashed here, on the runner, in both modes."""
-        from core.digest import file_digest
+        from chainpipe.core.digest import file_digest
 
         raw = self.need("path")
         path = Path(raw) if Path(raw).is_absolute() else Path(self.env.get("GITHUB_WORKSPACE") or ".") / raw
@@ -75,7 +75,7 @@ class Run:
 
     def call(self, call: Call) -> dict:
         """Run one grammar command with its raw values; an input its command requires must be given."""
-        from core.grammar import get_command
+        from chainpipe.core.grammar import get_command
 
         required = {p.name for p in get_command(call.command).params if p.required}
         values = {}

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cli import action_report as show
-from core.errors import InvalidInput
+from chainpipe.cli import action_report as show
+from chainpipe.core.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from cli.action_steps import Route, Run
+    from chainpipe.cli.action_steps import Route, Run
 
 
 def run_url(env) -> str | None:
@@ -25,14 +25,14 @@ class Direct:
     """Opens the database itself, like the `pipe` CLI: whoever holds the URL is trusted with it."""
 
     def __init__(self, database_url: str, actor, env):
-        from core.config import load_settings
+        from chainpipe.core.config import load_settings
 
         self.settings = load_settings(dict(env) | {"PIPE_DATABASE_URL": database_url})
         self.actor = actor
 
     def run(self, command: str, values: dict):
-        from core.dispatch import execute
-        from core.grammar import get_command
+        from chainpipe.core.dispatch import execute
+        from chainpipe.core.grammar import get_command
 
         return execute(get_command(command), values, self.actor, self.settings)
 
@@ -61,13 +61,13 @@ def connect(inputs: dict, env):
     if inputs["server-url"]:
         if not inputs["token"]:
             raise InvalidInput("server-url needs a token (store it as a secret)")
-        from cli.remote import RemoteClient
+        from chainpipe.cli.remote import RemoteClient
 
         headers = {"X-Pipe-Actor": actor, "X-Pipe-Surface": "github"} | ({"X-Pipe-Run-Url": url} if url else {})
         return RemoteClient(inputs["server-url"], inputs["token"], headers=headers,
                             timeout=server_timeout(env))
     if inputs["database-url"]:
-        from core.actor import Actor
+        from chainpipe.core.actor import Actor
 
         return Direct(inputs["database-url"], Actor(actor, "github", url), env)
     raise InvalidInput("say where to record: server-url + token, or database-url")
@@ -89,8 +89,8 @@ def mirror(run: Run, route: Route, result: dict) -> dict:
 
 
 def _reason(exc: Exception) -> str:
-    from core.errors import PipeError
-    from gh.mirror import MirrorError
+    from chainpipe.core.errors import PipeError
+    from chainpipe.gh.mirror import MirrorError
 
     if isinstance(exc, PipeError):
         return exc.message
@@ -101,8 +101,8 @@ def mirror_deploys(run: Run, route: Route, result: dict) -> list:
     """Direct mode drains the `github` outbox for the step's pipeline, which also mirrors deploys
     recorded from Slack or the CLI; remote mode has no database, so the deploys this step changed go
     through the same mapping."""
-    from gh import outbox as github_outbox
-    from gh.mirror import DeploymentMirror
+    from chainpipe.gh import outbox as github_outbox
+    from chainpipe.gh.mirror import DeploymentMirror
 
     github = DeploymentMirror(run.inputs["github-token"], run.env.get("GITHUB_REPOSITORY", ""),
                               api_url=run.env.get("GITHUB_API_URL"), run_url=run.url)

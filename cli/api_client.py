@@ -27,7 +27,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
-from core.errors import PipeError
+from chainpipe.core.errors import PipeError
 
 RETRY_STATUSES = frozenset({502, 503, 504})
 INPUT_STATUSES = frozenset({400, 413, 422})

@@ -20,11 +20,11 @@ try:  # recent Typer releases vendor Click; older ones use the click package
 except ImportError:  # pragma: no cover
     import click
 
-from cli import db, login, package_data, tokens
-from cli.complete import completer
-from cli.main import HELP, default_actor
-from cli.output import default_notes
-from core.grammar import COMMANDS, Command, Param
+from chainpipe.cli import db, login, package_data, tokens
+from chainpipe.cli.complete import completer
+from chainpipe.cli.main import HELP, default_actor
+from chainpipe.cli.output import default_notes
+from chainpipe.core.grammar import COMMANDS, Command, Param
 
 app = typer.Typer(
     name="pipe",
@@ -62,13 +62,13 @@ def make_callback(command: Command):
     def callback(ctx: typer.Context, **values):
         json_out = values.pop("json_out")
         as_ = values.pop("as_", None)
-        from cli import remote_cli
+        from chainpipe.cli import remote_cli
 
         code = remote_cli.run(command, values, _remote(), as_given=as_ is not None, json_out=json_out,
                               defaulted=_defaulted(ctx, command))
         if code is not None:
             raise typer.Exit(code)
-        from cli.run import run_command
+        from chainpipe.cli.run import run_command
 
         notes = [] if json_out else default_notes(command.name, values, _defaulted(ctx, command))
         run_command(command, values, actor=as_ or default_actor(), json_out=json_out)
@@ -101,9 +101,9 @@ for _command in COMMANDS.values():
 
 def _remote():
     """The server of remote mode, or None; a broken setting stops the command with one line."""
-    from cli import credentials
-    from cli.errors import say
-    from core.errors import PipeError
+    from chainpipe.cli import credentials
+    from chainpipe.cli.errors import say
+    from chainpipe.core.errors import PipeError
 
     try:
         return credentials.find()
@@ -149,7 +149,7 @@ def _catalogue_fast_path(argv: list[str]) -> int | None:
     command = COMMANDS.get(argv[0]) if argv else None
     if command is None or command.kind != "catalogue" or any(a != "--json" for a in argv[1:]):
         return None
-    from cli.run import run_command
+    from chainpipe.cli.run import run_command
 
     try:
         run_command(command, {}, actor="", json_out="--json" in argv)
@@ -161,7 +161,7 @@ def _catalogue_fast_path(argv: list[str]) -> int | None:
 def run(argv: list[str]) -> int:
     """``pipe ARGV`` on the local road (catalogue commands, help, usage errors, direct mode); ``argv``
     has its two-word commands joined (core.grammar.join_words)."""
-    from cli.errors import report_crash, say
+    from chainpipe.cli.errors import report_crash, say
 
     try:
         fast = _catalogue_fast_path(argv)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from core import catalogue as cat
-from core.grammar import Command, Param
+from chainpipe.core import catalogue as cat
+from chainpipe.core.grammar import Command, Param
 
 Completer = Callable[[str], list]
 
@@ -27,8 +27,8 @@ def _words(values) -> Completer:
 
 
 def _templates(incomplete: str) -> list:
-    from core.config import load_settings
-    from core.errors import PipeError
+    from chainpipe.core.config import load_settings
+    from chainpipe.core.errors import PipeError
 
     try:
         templates = load_settings().templates
@@ -39,10 +39,10 @@ def _templates(incomplete: str) -> list:
 
 def _pipeline_ids(incomplete: str) -> list:
     try:
-        from core.config import load_settings
-        from core.db import describe_database
-        from core.services.queries import pipeline_ids
-        from core.uow import UnitOfWork
+        from chainpipe.core.config import load_settings
+        from chainpipe.core.db import describe_database
+        from chainpipe.core.services.queries import pipeline_ids
+        from chainpipe.core.uow import UnitOfWork
 
         settings = load_settings()
         if describe_database(settings.database_url)["state"] != "current":
@@ -54,7 +54,7 @@ def _pipeline_ids(incomplete: str) -> list:
 
 
 def _initial_deploy_statuses(incomplete: str) -> list:
-    from core.services.deploys import INITIAL_STATUSES  # imported on use: it loads the database layer
+    from chainpipe.core.services.deploys import INITIAL_STATUSES  # imported on use: it loads the database layer
 
     return _words(INITIAL_STATUSES)(incomplete)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from core.errors import ConfigError, InvalidInput
+from chainpipe.core.errors import ConfigError, InvalidInput
 
 ENV_SERVER, ENV_TOKEN, ENV_MODE = "PIPE_SERVER_URL", "PIPE_TOKEN", "PIPE_MODE"
 MODES = ("direct", "remote")
@@ -131,7 +131,7 @@ def check_private(path: Path, st: os.stat_result) -> None:
 
 def save(server: str, token: str, env=os.environ) -> Path:
     """Write the credentials file atomically: a 0600 file in a 0700 directory."""
-    from core.files import private_dir, tighten
+    from chainpipe.core.files import private_dir, tighten
 
     path = credentials_path(env)
     tighten(private_dir(path.parent))  # the directory is chainpipe's own

@@ -11,9 +11,9 @@ JSON = typer.Option(False, "--json", help="Machine output (JSON) on stdout")
 
 
 def _run(fn) -> dict:
-    from cli.errors import say
-    from core.config import load_settings
-    from core.errors import PipeError
+    from chainpipe.cli.errors import say
+    from chainpipe.core.config import load_settings
+    from chainpipe.core.errors import PipeError
 
     try:
         return fn(load_settings().database_url)
@@ -33,8 +33,8 @@ _STATES = {
 @app.command("current")
 def current(json_out: bool = JSON):
     """Show the database's schema version and whether it needs `pipe db upgrade`."""
-    from cli import render
-    from core.db import describe_database
+    from chainpipe.cli import render
+    from chainpipe.core.db import describe_database
 
     view = _run(describe_database)
     if json_out:
@@ -47,8 +47,8 @@ def current(json_out: bool = JSON):
 @app.command("upgrade")
 def upgrade(json_out: bool = JSON):
     """Upgrade the database to this release's schema (back it up first: docs/configuration.md)."""
-    from cli import render
-    from core.db import upgrade_database
+    from chainpipe.cli import render
+    from chainpipe.core.db import upgrade_database
 
     view = _run(upgrade_database)
     if json_out:

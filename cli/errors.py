@@ -19,20 +19,20 @@ INTERNAL_ERROR = 3
 
 
 def say(message: str) -> None:
-    from core.text import one_line
+    from chainpipe.core.text import one_line
 
     print(f"pipe: {one_line(message)}", file=sys.stderr)
 
 
 def crash_log_path() -> Path:
-    from core.config import data_dir
+    from chainpipe.core.config import data_dir
 
     return data_dir() / "crash.log"
 
 
 def report_crash(exc: BaseException) -> int:
-    from core.crash import crash_line, crash_reference
-    from core.files import append_private
+    from chainpipe.core.crash import crash_line, crash_reference
+    from chainpipe.core.files import append_private
 
     ref = crash_reference()
     where = crash_log_path()

@@ -11,16 +11,15 @@ from __future__ import annotations
 import sys
 
 import typer
-
-from cli import credentials
-from cli.render import kv, print_json
+from chainpipe.cli import credentials
+from chainpipe.cli.render import kv, print_json
 
 JSON = typer.Option(False, "--json", help="Machine output (JSON) on stdout")
 PROMPT = "Paste your chainpipe token (cp_…; input is hidden): "
 
 
 def _fail(exc) -> typer.Exit:
-    from cli.errors import say
+    from chainpipe.cli.errors import say
 
     say(exc.message)
     return typer.Exit(exc.exit_code)
@@ -32,7 +31,7 @@ def login(
     json_out: bool = JSON,
 ):
     """Work through a server as your token's person; the token is read from stdin or prompted for."""
-    from core.errors import InvalidInput, PipeError
+    from chainpipe.core.errors import InvalidInput, PipeError
 
     try:
         if status:
@@ -77,7 +76,7 @@ def _env_set() -> bool:
 
 
 def _read_token() -> str:
-    from core.errors import InvalidInput
+    from chainpipe.core.errors import InvalidInput
 
     if sys.stdin is None or sys.stdin.closed:
         raise InvalidInput("no token: pipe it on stdin, or run `pipe login` in a terminal to be prompted")
@@ -95,8 +94,8 @@ def _read_token() -> str:
 
 
 def _client(url: str, token: str):
-    from cli.api_client import ApiClient
-    from cli.remote_cli import timeout
+    from chainpipe.cli.api_client import ApiClient
+    from chainpipe.cli.remote_cli import timeout
 
     return ApiClient(url, token, timeout=timeout())
 
@@ -114,7 +113,7 @@ def _warnings(url: str) -> list[str]:
 
 def _status(json_out: bool) -> None:
     """Which mode and server are in use; in remote mode the token is checked (exit 2 if refused)."""
-    from core.errors import PipeError
+    from chainpipe.core.errors import PipeError
 
     target = credentials.find()
     if target is None:
@@ -135,7 +134,7 @@ def _status(json_out: bool) -> None:
 
 
 def _direct_status(json_out: bool) -> None:
-    from core.config import load_settings, redact_url
+    from chainpipe.core.config import load_settings, redact_url
 
     settings = load_settings()
     view = {"mode": "direct", "database": redact_url(settings.database_url),

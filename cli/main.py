@@ -28,7 +28,7 @@ Exit codes: 0 ok, 1 refused by the pipeline's state or policy, 2 bad input or co
 def default_actor() -> str:
     if os.environ.get("PIPE_ACTOR"):
         return os.environ["PIPE_ACTOR"]
-    from core.actor import os_user
+    from chainpipe.core.actor import os_user
 
     return os_user()
 
@@ -36,20 +36,20 @@ def default_actor() -> str:
 def __getattr__(name: str):
     """The Typer app (``cli.main.app``), built on first use."""
     if name == "app":
-        from cli.app import app
+        from chainpipe.cli.app import app
 
         return app
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    from cli.errors import report_crash, say
-    from core.grammar import join_words
+    from chainpipe.cli.errors import report_crash, say
+    from chainpipe.core.grammar import join_words
 
     argv = join_words(sys.argv[1:] if argv is None else argv)
     try:
-        from cli.package_data import sample_config
-        from cli.remote_cli import dispatch
+        from chainpipe.cli.package_data import sample_config
+        from chainpipe.cli.remote_cli import dispatch
 
         code = sample_config(argv)
         code = dispatch(argv) if code is None else code
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         code = plain(argv)
         if code is not None:
             return code
-        from cli.app import run
+        from chainpipe.cli.app import run
 
         return run(argv)
     except KeyboardInterrupt:
@@ -75,8 +75,8 @@ def plain(argv: list[str]) -> int | None:
     Typer: the exit code, or None for the Typer app (help, completion, anything Click might read
     otherwise than the grammar does — short options, ``--``, a value that looks like an option —
     and every usage error, so its words stay Typer's)."""
-    from core.errors import InvalidInput
-    from core.grammar import COMMANDS, parse_args
+    from chainpipe.core.errors import InvalidInput
+    from chainpipe.core.grammar import COMMANDS, parse_args
 
     command = COMMANDS.get(argv[0]) if argv else None
     if command is None or any(k.startswith("_PIPE_COMPLETE") for k in os.environ):
@@ -88,9 +88,9 @@ def plain(argv: list[str]) -> int | None:
         values = parse_args(command, words, reserved=("--json",))
     except InvalidInput:
         return None
-    from cli.output import default_notes
-    from cli.remote_cli import _given
-    from cli.run import run_plain
+    from chainpipe.cli.output import default_notes
+    from chainpipe.cli.remote_cli import _given
+    from chainpipe.cli.run import run_plain
 
     json_out = bool(values.pop("--json", False))
     defaulted = {p.name for p in command.params if not _given(p, words)}
@@ -126,7 +126,7 @@ def entrypoint() -> None:
     """The console script: a warm worker answers when it can (cli/worker_client.py: the standard
     library alone; PIPE_WORKER=0 turns it off), else the command runs here. ``main(argv)``, called
     in process (the tests), never uses the worker."""
-    from cli.worker_client import forward
+    from chainpipe.cli.worker_client import forward
 
     try:
         code = forward(sys.argv[1:])

@@ -18,7 +18,7 @@ def default_notes(command: str, values: dict, defaulted: set[str]) -> list[str]:
 
 
 def show(command: str, result, *, json_out: bool, notes: list[str] = ()) -> None:
-    from cli import render
+    from chainpipe.cli import render
 
     if json_out:
         render.print_json(result)

@@ -18,16 +18,16 @@ PLACEHOLDER = "https://pipe.example.com"
 
 
 def manifest_text() -> str:
-    return files("bot").joinpath("slack-manifest.yml").read_text(encoding="utf-8")
+    return files("chainpipe.bot").joinpath("slack-manifest.yml").read_text(encoding="utf-8")
 
 
 def sample_config_text() -> str:
-    return files("cli").joinpath("data", "team-config.toml").read_text(encoding="utf-8")
+    return files("chainpipe.cli").joinpath("data", "team-config.toml").read_text(encoding="utf-8")
 
 
 def check_url(url: str) -> str:
     """The server's public base URL: https, a host, no query or fragment; without a trailing slash."""
-    from core.errors import InvalidInput
+    from chainpipe.core.errors import InvalidInput
 
     parts = urlsplit(url.strip())
     odd = any(c in url.strip() for c in " \"'\n\\")
@@ -42,7 +42,7 @@ SOCKET_MODE_OFF = "socket_mode_enabled: false"
 def filled_manifest(url: str | None, socket_mode: bool = False) -> str:
     """The manifest for a server at ``url`` (HTTP) or for Socket Mode, without the comments on
     filling it in. Exactly one of the two is asked for."""
-    from core.errors import InvalidInput
+    from chainpipe.core.errors import InvalidInput
 
     if socket_mode == bool(url):
         raise InvalidInput("give either --url https://<your server> (HTTP) or --socket-mode")
@@ -65,8 +65,8 @@ def slack_manifest_command():
         socket_mode: bool = typer.Option(False, "--socket-mode", help="For Socket Mode: no public URL needed"),
     ):
         """Print the Slack app manifest: request URLs pointing at your server, or for Socket Mode."""
-        from cli.errors import say
-        from core.errors import PipeError
+        from chainpipe.cli.errors import say
+        from chainpipe.core.errors import PipeError
 
         try:
             sys.stdout.write(filled_manifest(url, socket_mode))
@@ -82,7 +82,7 @@ def sample_config(argv: list[str]) -> int | None:
     if argv[:1] != ["config"] or "--sample" not in argv[1:]:
         return None
     if argv[1:] != ["--sample"]:
-        from cli.errors import say
+        from chainpipe.cli.errors import say
 
         say("`pipe config --sample` takes no other option")
         return 2

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from cli.api_client import ApiClient, RemoteError
+from chainpipe.cli.api_client import ApiClient, RemoteError
 
 __all__ = ["RemoteClient", "RemoteError"]
 

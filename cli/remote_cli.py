@@ -13,11 +13,11 @@ callbacks come back here, so a command reaches the server by one road however it
 
 from __future__ import annotations
 
-from cli import credentials
-from cli.errors import say
-from core.digest import DIGEST_PREFIX, file_digest
-from core.errors import ConfigError, InvalidInput, PipeError
-from core.grammar import COMMANDS, Command, join_words, parse_args
+from chainpipe.cli import credentials
+from chainpipe.cli.errors import say
+from chainpipe.core.digest import DIGEST_PREFIX, file_digest
+from chainpipe.core.errors import ConfigError, InvalidInput, PipeError
+from chainpipe.core.grammar import COMMANDS, Command, join_words, parse_args
 
 HELP_FLAGS = ("--help", "-h")
 DIRECT_ONLY = ("token", "db")
@@ -86,8 +86,8 @@ def run(command: Command, values: dict, target: credentials.Remote | None, *, as
     or None when it runs here (direct mode, or a command that answers locally)."""
     if target is None or not runs_on_server(command, values):
         return None
-    from cli import output
-    from cli.api_client import ApiClient
+    from chainpipe.cli import output
+    from chainpipe.cli.api_client import ApiClient
 
     try:
         if as_given:

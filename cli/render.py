@@ -13,7 +13,7 @@ import sys
 import unicodedata
 from datetime import datetime, timezone
 
-from core.numbers import duration, number
+from chainpipe.core.numbers import duration, number
 
 DAY = 86400
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core.errors import PipeError
-from core.grammar import Command
+from chainpipe.core.errors import PipeError
+from chainpipe.core.grammar import Command
 
 
 def run_command(command: Command, values: dict, *, actor: str, json_out: bool) -> None:
@@ -16,11 +16,11 @@ def run_command(command: Command, values: dict, *, actor: str, json_out: bool) -
 
 def run_plain(command: Command, values: dict, *, actor: str, json_out: bool, notes: list[str] = ()) -> int:
     """The same without Typer (cli/main.py's road for an ordinary invocation): the exit code."""
-    from cli.errors import say
-    from core.actor import local_actor
-    from core.config import load_settings
-    from core.dispatch import execute
-    from core.grammar import check_text
+    from chainpipe.cli.errors import say
+    from chainpipe.core.actor import local_actor
+    from chainpipe.core.config import load_settings
+    from chainpipe.core.dispatch import execute
+    from chainpipe.core.grammar import check_text
 
     try:
         settings = load_settings()
@@ -29,7 +29,7 @@ def run_plain(command: Command, values: dict, *, actor: str, json_out: bool, not
     except PipeError as exc:
         say(exc.message)
         return exc.exit_code
-    from cli import output
+    from chainpipe.cli import output
 
     output.show(command.name, result, json_out=json_out, notes=notes)
     return 0

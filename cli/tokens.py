@@ -8,20 +8,19 @@ and bots.
 from __future__ import annotations
 
 import typer
-
-from cli.render import print_json, table, when
+from chainpipe.cli.render import print_json, table, when
 
 app = typer.Typer(help="API tokens for pipe-server (create, list, rotate, revoke)", no_args_is_help=True)
 
 
 def _run(fn, actor: str | None, **values):
-    from cli.errors import say
-    from core.actor import Actor
-    from core.errors import PipeError
-    from core.uow import UnitOfWork
+    from chainpipe.cli.errors import say
+    from chainpipe.core.actor import Actor
+    from chainpipe.core.errors import PipeError
+    from chainpipe.core.uow import UnitOfWork
 
     if actor is None:
-        from cli.main import default_actor
+        from chainpipe.cli.main import default_actor
 
         actor = default_actor()
     try:
@@ -59,8 +58,8 @@ def create(
     as_: str | None = AS,
 ):
     """Create a token and print it once."""
-    from cli.errors import say
-    from core.services.tokens import create_token
+    from chainpipe.cli.errors import say
+    from chainpipe.core.services.tokens import create_token
 
     if person is not None and (service or allow_actor_header):
         say("a token is either personal (--for PERSON) or a service token (--service), not both")
@@ -72,7 +71,7 @@ def create(
 @app.command("rotate")
 def rotate(name: str = typer.Argument(..., metavar="NAME"), json_out: bool = JSON, as_: str | None = AS):
     """Replace a token's secret: the old one stops working now, the new one is printed once."""
-    from core.services.tokens import rotate_token
+    from chainpipe.core.services.tokens import rotate_token
 
     _print_secret(_run(rotate_token, as_, name=name), json_out, "rotated")
 
@@ -80,7 +79,7 @@ def rotate(name: str = typer.Argument(..., metavar="NAME"), json_out: bool = JSO
 @app.command("list")
 def list_(json_out: bool = JSON):
     """List tokens (names and dates, never the secrets)."""
-    from core.services.tokens import list_tokens
+    from chainpipe.core.services.tokens import list_tokens
 
     rows = _run(list_tokens, "")
     if json_out:
@@ -97,7 +96,7 @@ def list_(json_out: bool = JSON):
 @app.command("revoke")
 def revoke(name: str = typer.Argument(..., metavar="NAME"), json_out: bool = JSON, as_: str | None = AS):
     """Revoke a token; requests with it get 401 from then on."""
-    from core.services.tokens import revoke_token
+    from chainpipe.core.services.tokens import revoke_token
 
     view = _run(revoke_token, as_, name=name)
     if json_out:

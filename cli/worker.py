@@ -1,7 +1,7 @@
 """The warm worker behind `pipe` (the client is cli/worker_client.py): the CLI's own code, imported
 once, running commands one at a time for the console script of the same user.
 
-    python -m cli.worker KEY     KEY: the configuration it serves (JSON, from worker_client.config_key)
+    python -m chainpipe.cli.worker KEY     KEY: the configuration it serves (JSON, from worker_client.config_key)
 
 Each request runs `cli.main.main(argv)` exactly as a process would: in the client's working
 directory, with its environment (``PIPE_*``, ``HOME``, ``XDG_*``, ``COLUMNS``, …) in place of the
@@ -28,7 +28,7 @@ import stat
 import sys
 import time
 
-from cli.worker_client import ACCEPTED, REFUSED, config_key, peer_uid, recv_frame, send_frame, socket_path
+from chainpipe.cli.worker_client import ACCEPTED, REFUSED, config_key, peer_uid, recv_frame, send_frame, socket_path
 
 IDLE_DEFAULT = 600.0
 TICK = 5.0
@@ -84,7 +84,7 @@ def idle_seconds(env=os.environ) -> float:
 
 def code_stamp() -> tuple:
     """The installed version and the (path, mtime, size) of every source file of the CLI and core."""
-    import core
+    from chainpipe import core
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(core.__file__)))
     files = []
@@ -225,7 +225,7 @@ class Worker:
         return "ok"
 
     def run(self, req: dict) -> tuple[int, list[tuple[int, bytes]]]:
-        from cli.main import main
+        from chainpipe.cli.main import main
 
         env = {k: v for k, v in self.base_env.items() if not _forwarded(k)} | req["env"]
         os.environ.clear()
@@ -241,7 +241,7 @@ class Worker:
             code = main(list(req["argv"]))
             self.fresh_engines(after=True)
         except Exception as exc:  # noqa: BLE001 - as main() itself would report it
-            from cli.errors import report_crash
+            from chainpipe.cli.errors import report_crash
 
             code = report_crash(exc)
         finally:
@@ -256,8 +256,8 @@ class Worker:
 
     def fresh_engines(self, *, after: bool = False) -> None:
         """A SQLite file replaced (or removed) since the last command gets a new engine."""
-        from core.config import load_settings
-        from core.db import dispose_engines, sqlite_path
+        from chainpipe.core.config import load_settings
+        from chainpipe.core.db import dispose_engines, sqlite_path
 
         try:
             url = load_settings().database_url
@@ -275,19 +275,19 @@ class Worker:
 
 
 def _forwarded(name: str) -> bool:
-    from cli.worker_client import ENV_NAMES, ENV_PREFIXES
+    from chainpipe.cli.worker_client import ENV_NAMES, ENV_PREFIXES
 
     return name.startswith(ENV_PREFIXES) or name in ENV_NAMES
 
 
 def warm() -> None:
     """Import what commands use, so the first request is warm too."""
-    import cli.app  # noqa: F401
-    import cli.render  # noqa: F401
-    import cli.run  # noqa: F401
-    import core.dispatch  # noqa: F401
-    import core.uow  # noqa: F401
-    from core.grammar import COMMANDS
+    import chainpipe.cli.app  # noqa: F401
+    import chainpipe.cli.render  # noqa: F401
+    import chainpipe.cli.run  # noqa: F401
+    import chainpipe.core.dispatch  # noqa: F401
+    import chainpipe.core.uow  # noqa: F401
+    from chainpipe.core.grammar import COMMANDS
 
     for command in COMMANDS.values():
         try:

@@ -209,7 +209,7 @@ def start(key: dict, path: str, env=os.environ, *, replace: bool = False) -> Non
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     child_env = dict(env) | {"PYTHONPATH": os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))}
     try:
-        subprocess.Popen([sys.executable, "-m", "cli.worker", json.dumps(key)], env=child_env, cwd="/",
+        subprocess.Popen([sys.executable, "-m", "chainpipe.cli.worker", json.dumps(key)], env=child_env, cwd="/",
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          start_new_session=True, close_fds=True)
     except OSError:

@@ -63,7 +63,7 @@ def local_actor(name: str, *, allow_as: bool) -> Actor:
     Naming someone other than yourself is what an administrator may do, and is recorded as such
     (principal ``os:<you>``); a team that wants it impossible sets ``[cli] allow_as = false``.
     """
-    from core.errors import NotAllowed
+    from chainpipe.core.errors import NotAllowed
 
     me = os_user()
     if name != me and not allow_as:

@@ -33,10 +33,9 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from functools import cache
 
+from chainpipe.core.models import DoraDay, DoraDeployment, StatCount, UTCDateTime
+from chainpipe.core.records import UNREAD
 from sqlalchemy import Connection, bindparam, delete, select, text
-
-from core.models import DoraDay, DoraDeployment, StatCount, UTCDateTime
-from core.records import UNREAD
 
 # table -> counted columns ("" counts the table's rows)
 COUNTED: dict[str, tuple[str, ...]] = {

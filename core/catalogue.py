@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
-from core.errors import InvalidInput
+from chainpipe.core.errors import InvalidInput
 
 STAGES: tuple[str, ...] = (
     "requirements",
@@ -145,7 +145,7 @@ def unknown(kind: str, value: str, allowed, known=None, listing: str | None = No
 
 def make_template(name: str, raw: dict) -> Template:
     """Build a custom template from its config table, checking it the way built-ins are shaped."""
-    from core.errors import ConfigError
+    from chainpipe.core.errors import ConfigError
 
     try:
         stages = tuple(resolve_stage(s) for s in raw.get("stages", ()))

@@ -23,7 +23,7 @@ def iso(moment: datetime | None) -> str | None:
 
 
 def parse_iso(text: str) -> datetime:
-    from core.errors import InvalidInput
+    from chainpipe.core.errors import InvalidInput
 
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))

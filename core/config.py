@@ -15,10 +15,10 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.catalogue import BUILTIN_TEMPLATES, GATE_KINDS, Template, make_template
-from core.errors import ConfigError
-from core.rules.evidence import Separation
-from core.rules.metrics import BASELINE_MAX_EVENTS, DEFAULT_METRIC_RULES, MetricRule
+from chainpipe.core.catalogue import BUILTIN_TEMPLATES, GATE_KINDS, Template, make_template
+from chainpipe.core.errors import ConfigError
+from chainpipe.core.rules.evidence import Separation
+from chainpipe.core.rules.metrics import BASELINE_MAX_EVENTS, DEFAULT_METRIC_RULES, MetricRule
 
 _METRIC_NAME = re.compile(r"^[a-z][a-z0-9_.]*$")
 

@@ -21,15 +21,14 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
+from chainpipe.core import migrations, models  # noqa: F401  (models registers the tables)
+from chainpipe.core.config import data_dir, redact_url
+from chainpipe.core.errors import ConfigError
+from chainpipe.core.files import SQLITE_SIDECARS, private_dir, private_file
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import SQLModel
-
-from core import migrations, models  # noqa: F401  (models registers the tables)
-from core.config import data_dir, redact_url
-from core.errors import ConfigError
-from core.files import SQLITE_SIDECARS, private_dir, private_file
 
 WRITE_OPTION = "pipe_write"
 

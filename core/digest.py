@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from core.errors import InvalidInput
+from chainpipe.core.errors import InvalidInput
 
 DIGEST_PREFIX = "sha256:"
 

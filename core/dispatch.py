@@ -6,9 +6,9 @@ Results leave through here too, so float noise is tidied here once (core.numbers
 
 from __future__ import annotations
 
-from core.config import Settings, load_settings
-from core.grammar import Command
-from core.numbers import tidy
+from chainpipe.core.config import Settings, load_settings
+from chainpipe.core.grammar import Command
+from chainpipe.core.numbers import tidy
 
 
 def execute(
@@ -24,7 +24,7 @@ def execute(
     settings = settings or load_settings()
     if command.kind == "catalogue":
         return tidy(fn(settings, **values))
-    from core.uow import UnitOfWork
+    from chainpipe.core.uow import UnitOfWork
 
     with UnitOfWork(settings, write=command.kind == "write") as uow:
         result = fn(uow, actor, **values)

@@ -13,7 +13,7 @@ import os
 import stat
 from pathlib import Path
 
-from core.config import data_dir
+from chainpipe.core.config import data_dir
 
 SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from importlib import import_module
 from typing import Any
 
-from core.errors import InvalidInput
+from chainpipe.core.errors import InvalidInput
 
 INT64 = (-(2**63), 2**63 - 1)
 TEXT_MAX = 200
@@ -123,7 +123,7 @@ def _shown(raw: Any) -> str:
 
 def choices(name: str, settings=None) -> tuple[str, ...]:
     """The values a ``choices`` list names; templates include the configured ones when given settings."""
-    from core import catalogue as cat
+    from chainpipe.core import catalogue as cat
 
     if name == "templates":
         return tuple(sorted(settings.templates)) if settings is not None else tuple(cat.BUILTIN_TEMPLATES)
@@ -196,7 +196,7 @@ def opt(name: str, help: str, *, required: bool = False, default: Any = None, ty
 
 PIPELINE_ID = arg("pipeline_id", "Pipeline id (pipe-…)", "PIPELINE_ID", max_length=64)
 DEPLOY_ID = arg("deploy_id", "Deploy id (dep-…)", "DEPLOY_ID", max_length=64)
-SERVICES = "core.services."
+SERVICES = "chainpipe.core.services."
 REASON_MAX = 2000
 LIMIT_MAX = 10_000
 
@@ -408,4 +408,4 @@ def usage(command: Command) -> str:
 
 
 # The V2 governance commands live in their own module, which adds them to COMMANDS when imported.
-import core.grammar_v2  # noqa: E402,F401
+import chainpipe.core.grammar_v2  # noqa: E402,F401

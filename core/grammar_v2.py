@@ -4,10 +4,10 @@
 
 from __future__ import annotations
 
-from core.grammar import COMMANDS, Command, arg, opt
+from chainpipe.core.grammar import COMMANDS, Command, arg, opt
 
-GOV = "core.services.governance:"
-RUNS = "core.services.governance_runs:"
+GOV = "chainpipe.core.services.governance:"
+RUNS = "chainpipe.core.services.governance_runs:"
 
 GOV_PIPELINE_ID = arg("pipeline_id", "Governed pipeline id (your choice, e.g. org/repo:deploy)", "PIPELINE_ID")
 RUN_ID = arg("run_id", "Run id", "RUN_ID")
@@ -24,7 +24,7 @@ def _gov(name: str, help: str, handler: str, params=(), kind: str = "write", exa
 
 V2_COMMANDS: tuple[Command, ...] = (
     _gov("enums-v2", "List V2 pipeline and run statuses, transitions and settings",
-         "core.services.governance_enums:list_enums_v2", kind="catalogue"),
+         "chainpipe.core.services.governance_enums:list_enums_v2", kind="catalogue"),
     _gov("config-v2", "Show the V2 caps and thresholds in force", GOV + "show_config_v2", kind="read"),
     _gov("set-max-active-pipelines-v2", "Set the cap of active governed pipelines per owner (default 10)",
          GOV + "set_max_active_pipelines_v2", (VALUE,), examples=("pipe set-max-active-pipelines-v2 12",)),

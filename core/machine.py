@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.errors import InvalidTransition
+from chainpipe.core.errors import InvalidTransition
 
 STAY = "="  # a row's target: the trigger is allowed from here and leaves the status unchanged
 

@@ -5,7 +5,7 @@ A document is read elsewhere and later, so times are absolute and in UTC, to the
 
 from __future__ import annotations
 
-from core.numbers import tidy
+from chainpipe.core.numbers import tidy
 
 
 def _time(text: str | None) -> str | None:

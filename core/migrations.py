@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 
+from chainpipe.core.aggregates import fill_all
+from chainpipe.core.models import UNRECORDED, ApiToken, AuditChain, AuditEvent, DoraDay, DoraDeployment, StatCount
+from chainpipe.core.rules.chain import chain_of, link
 from sqlalchemy import Connection, inspect, select, text
-
-from core.aggregates import fill_all
-from core.models import UNRECORDED, ApiToken, AuditChain, AuditEvent, DoraDay, DoraDeployment, StatCount
-from core.rules.chain import chain_of, link
 
 
 def _columns(conn: Connection, table: str) -> set[str]:

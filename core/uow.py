@@ -20,19 +20,18 @@ from collections.abc import Callable
 from datetime import datetime
 from weakref import WeakKeyDictionary
 
+from chainpipe.core.actor import Actor
+from chainpipe.core.aggregates import count_change, count_row, upsert, upsert_counts
+from chainpipe.core.clock import utcnow
+from chainpipe.core.config import Settings, load_settings
+from chainpipe.core.db import WRITE_OPTION, get_engine
+from chainpipe.core.errors import ConfigError, NotFound
+from chainpipe.core.models import AuditChain, AuditEvent, Deploy, Pipeline, Stage
+from chainpipe.core.records import Record, defaults, insert_into, insert_rows, update_by_seq
+from chainpipe.core.rules.chain import chain_of, link
 from sqlalchemy import Connection, Engine, bindparam, func, select
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
-
-from core.actor import Actor
-from core.aggregates import count_change, count_row, upsert, upsert_counts
-from core.clock import utcnow
-from core.config import Settings, load_settings
-from core.db import WRITE_OPTION, get_engine
-from core.errors import ConfigError, NotFound
-from core.models import AuditChain, AuditEvent, Deploy, Pipeline, Stage
-from core.records import Record, defaults, insert_into, insert_rows, update_by_seq
-from core.rules.chain import chain_of, link
 
 PIPELINES, DEPLOYS, AUDIT, HEADS = Pipeline.__table__, Deploy.__table__, AuditEvent.__table__, AuditChain.__table__
 STAGES = Stage.__table__

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from core.clock import iso
-from core.models import Approval, Artifact, AuditEvent, Deploy, Gate, MonitorEvent, Pipeline, Stage
+from chainpipe.core.clock import iso
+from chainpipe.core.models import Approval, Artifact, AuditEvent, Deploy, Gate, MonitorEvent, Pipeline, Stage
 
 
 def pipeline_view(p: Pipeline) -> dict:

@@ -14,10 +14,9 @@ from collections.abc import Callable
 from datetime import datetime
 
 import httpx
+from chainpipe.gh.mirror import DeploymentMirror, MirrorError, reason_of
 from github import Auth, GithubException, GithubIntegration
 from requests import RequestException
-
-from gh.mirror import DeploymentMirror, MirrorError, reason_of
 
 DEFAULT_API_URL = "https://api.github.com"
 REFRESH_MARGIN = 300.0  # seconds before expiry a cached installation token is replaced

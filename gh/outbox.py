@@ -16,12 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
-from core.clock import parse_iso, utcnow
-from core.config import Settings
-from core.errors import PipeError
-from core.services import notifications as outbox
-from core.uow import UnitOfWork
-from gh.mirror import MIRRORED_ACTIONS, DeploymentMirror, Mirrored, MirrorError, mirror_event
+from chainpipe.core.clock import parse_iso, utcnow
+from chainpipe.core.config import Settings
+from chainpipe.core.errors import PipeError
+from chainpipe.core.services import notifications as outbox
+from chainpipe.core.uow import UnitOfWork
+from chainpipe.gh.mirror import MIRRORED_ACTIONS, DeploymentMirror, Mirrored, MirrorError, mirror_event
 
 CONSUMER = "github"
 MAX_AGE = timedelta(hours=24)

@@ -65,7 +65,7 @@ def start_server(env: dict, work: Path) -> tuple[subprocess.Popen, str, str]:
 
 
 def stop_worker(env: dict) -> None:
-    from cli.worker_client import config_key, socket_path
+    from chainpipe.cli.worker_client import config_key, socket_path
 
     try:
         pid = int(Path(socket_path(config_key(env)) + ".lock").read_text())

@@ -23,11 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.actor import Actor  # noqa: E402
-from core.catalogue import PIPELINE_STATUSES  # noqa: E402
-from core.config import load_settings  # noqa: E402
-from core.models import Deploy, Gate, MonitorEvent, Pipeline, Stage, VerdictEvent  # noqa: E402
-from core.uow import UnitOfWork  # noqa: E402
+from chainpipe.core.actor import Actor  # noqa: E402
+from chainpipe.core.catalogue import PIPELINE_STATUSES  # noqa: E402
+from chainpipe.core.config import load_settings  # noqa: E402
+from chainpipe.core.models import Deploy, Gate, MonitorEvent, Pipeline, Stage, VerdictEvent  # noqa: E402
+from chainpipe.core.uow import UnitOfWork  # noqa: E402
 
 TARGETS = ["prod", "staging", "eu-prod", "us-prod", "canary-lab"]
 TEMPLATES = ["feature", "bugfix", "refactor", "security-audit"]
@@ -70,10 +70,10 @@ def seed_bulk(settings, n: int) -> None:
 
 def seed_real(settings) -> str:
     """One pipeline through the services (a real audit chain) with 10,000 events of one metric."""
-    from core.services.deploys import record_deploy
-    from core.services.gates import approve_gate
-    from core.services.monitoring import record_metric
-    from core.services.pipelines import advance_stage, create_pipeline, start_pipeline
+    from chainpipe.core.services.deploys import record_deploy
+    from chainpipe.core.services.gates import approve_gate
+    from chainpipe.core.services.monitoring import record_metric
+    from chainpipe.core.services.pipelines import advance_stage, create_pipeline, start_pipeline
 
     def do(fn, actor, *args, **kw):
         with UnitOfWork(settings) as uow:
@@ -129,7 +129,7 @@ def time_pages(client, pid: str, rounds: int) -> list[tuple[str, float, float]]:
 
 
 def time_home(settings, rounds: int) -> tuple[float, float]:
-    from core.services.pages import home
+    from chainpipe.core.services.pages import home
 
     times = []
     for _ in range(rounds):
@@ -166,11 +166,10 @@ def main() -> int:
               f"on {settings.database_url.split(':')[0]}")
     analyze(settings)  # as autovacuum would have by now on a live database
 
+    from chainpipe.bot.server import create_asgi_app
+    from chainpipe.bot.settings import load_bot_settings
+    from chainpipe.core.services.tokens import create_token
     from starlette.testclient import TestClient
-
-    from bot.server import create_asgi_app
-    from bot.settings import load_bot_settings
-    from core.services.tokens import create_token
 
     with UnitOfWork(settings) as uow:
         token = create_token(uow, Actor("admin"), f"bench-{time.time_ns()}", person="alice")["token"]

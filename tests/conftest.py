@@ -11,10 +11,9 @@ from datetime import datetime, timezone
 from urllib.parse import quote
 
 import pytest
-
-from core.actor import Actor
-from core.clock import FixedClock
-from core.config import load_settings
+from chainpipe.core.actor import Actor
+from chainpipe.core.clock import FixedClock
+from chainpipe.core.config import load_settings
 
 PG_URL = os.environ.get("PIPE_TEST_DATABASE_URL")
 # Processes the tests start run `pipe` one-shot: no warm worker left behind per temporary data
@@ -37,7 +36,7 @@ def pg_url():
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     sep = "&" if "?" in PG_URL else "?"
     yield f"{PG_URL}{sep}options={quote(f'-csearch_path={schema}')}"
-    from core.db import dispose_engines
+    from chainpipe.core.db import dispose_engines
 
     dispose_engines()
     with admin.begin() as conn:
@@ -46,10 +45,9 @@ def pg_url():
 
 
 def _truncate_all(url: str) -> None:
+    from chainpipe.core.db import get_engine
     from sqlalchemy import text
     from sqlmodel import SQLModel
-
-    from core.db import get_engine
 
     engine = get_engine(url)
     names = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables if t.name != "schema_version")
@@ -122,7 +120,7 @@ def run(settings, clock):
 
     ``run.settings`` can be replaced (e.g. after writing a config file) with ``run.reload()``.
     """
-    from core.uow import UnitOfWork
+    from chainpipe.core.uow import UnitOfWork
 
     class Runner:
         def __init__(self):

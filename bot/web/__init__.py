@@ -10,6 +10,6 @@ from __future__ import annotations
 
 def mount(runtime, env=None):
     """The ``/web`` mount for the server (imported on use: Slack's builders need only ``links``)."""
-    from bot.web.routes import mount as web_mount
+    from chainpipe.bot.web.routes import mount as web_mount
 
     return web_mount(runtime, env)

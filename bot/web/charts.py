@@ -3,11 +3,11 @@ pipeline page with one chart per metric, and the four DORA figures per week."""
 
 from __future__ import annotations
 
-from bot.web.svg import Chart, render
-from core.clock import parse_iso
-from core.errors import NotFound
-from core.rules.metrics import check_metric
-from core.services import pages
+from chainpipe.bot.web.svg import Chart, render
+from chainpipe.core.clock import parse_iso
+from chainpipe.core.errors import NotFound
+from chainpipe.core.rules.metrics import check_metric
+from chainpipe.core.services import pages
 
 THRESHOLDS = ("degraded", "unhealthy")
 DORA_CHARTS = (
@@ -40,7 +40,7 @@ def metric_chart(uow, pipeline_id: str, metric: str, deploy: str | None = None, 
 
 
 def _metrics(uow, pipeline_id: str) -> list[str]:
-    from core.services.monitoring import metrics_of
+    from chainpipe.core.services.monitoring import metrics_of
 
     return metrics_of(uow, pipeline_id)
 

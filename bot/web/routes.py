@@ -8,25 +8,24 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qsl, quote
 
+from chainpipe.bot.api import Refused, read_body
+from chainpipe.bot.outage import MESSAGE as OUTAGE_MESSAGE
+from chainpipe.bot.outage import RETRY_AFTER_SECONDS, is_outage
+from chainpipe.bot.runtime import Runtime, log_crash, log_refusal
+from chainpipe.bot.web import charts
+from chainpipe.bot.web.links import public_url
+from chainpipe.bot.web.session import COOKIE, Sessions, server_secret
+from chainpipe.core.crash import crash_line
+from chainpipe.core.errors import InvalidInput, PipeError
+from chainpipe.core.services import pages
+from chainpipe.core.text import one_line
+from chainpipe.core.uow import UnitOfWork
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-
-from bot.api import Refused, read_body
-from bot.outage import MESSAGE as OUTAGE_MESSAGE
-from bot.outage import RETRY_AFTER_SECONDS, is_outage
-from bot.runtime import Runtime, log_crash, log_refusal
-from bot.web import charts
-from bot.web.links import public_url
-from bot.web.session import COOKIE, Sessions, server_secret
-from core.crash import crash_line
-from core.errors import InvalidInput, PipeError
-from core.services import pages
-from core.text import one_line
-from core.uow import UnitOfWork
 
 HERE = Path(__file__).parent
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
@@ -202,7 +201,7 @@ def _board(uow, args: dict) -> dict:
 
 
 def _find(runtime: Runtime, raw: str) -> dict | None:
-    from core.services.tokens import find_token
+    from chainpipe.core.services.tokens import find_token
 
     with UnitOfWork(runtime.settings, write=False) as uow:
         return find_token(uow, raw.strip())

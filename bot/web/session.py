@@ -12,9 +12,8 @@ from __future__ import annotations
 import os
 import secrets
 
+from chainpipe.bot.settings import SettingsError
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-
-from bot.settings import SettingsError
 
 COOKIE = "pipe_session"
 MAX_AGE = 8 * 3600

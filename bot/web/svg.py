@@ -14,9 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from chainpipe.core.clock import iso
 from markupsafe import Markup, escape
-
-from core.clock import iso
 
 WIDTH, HEIGHT = 760, 280
 LEFT, RIGHT, TOP, BOTTOM = 64, 150, 24, 44

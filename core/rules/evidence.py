@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from core.errors import GateNotApproved, NotAllowed
+from chainpipe.core.errors import GateNotApproved, NotAllowed
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.errors import InvalidTransition, NotAllowed, PipeError
-from core.machine import PIPELINE
+from chainpipe.core.errors import InvalidTransition, NotAllowed, PipeError
+from chainpipe.core.machine import PIPELINE
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from core.errors import InvalidInput
+from chainpipe.core.errors import InvalidInput
 
 METRIC_RE = re.compile(r"^[a-z][a-z0-9_.]*$")
 VERDICT_RANK = {"unknown": 0, "healthy": 1, "degraded": 2, "unhealthy": 3}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.machine import PIPELINE
+from chainpipe.core.machine import PIPELINE
 
 COMMENT_LIMIT = 1000  # GitHub keeps the comment short; ours fits in one line anyway
 

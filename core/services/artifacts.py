@@ -6,19 +6,18 @@ import json
 import re
 from pathlib import Path
 
+from chainpipe.core.catalogue import ARTIFACT_TYPES, check_choice
+from chainpipe.core.clock import new_id
+from chainpipe.core.digest import file_digest
+from chainpipe.core.errors import InvalidInput
+from chainpipe.core.machine import PIPELINE, fire
+from chainpipe.core.models import Artifact
+from chainpipe.core.rules.evidence import covered_from, stale_by
+from chainpipe.core.services.common import ARTIFACT_T, current_approvals, reopen_gate, template_stage
+from chainpipe.core.uow import Actor, UnitOfWork
+from chainpipe.core.views import artifact_view
 from sqlalchemy import bindparam, func
 from sqlmodel import select
-
-from core.catalogue import ARTIFACT_TYPES, check_choice
-from core.clock import new_id
-from core.digest import file_digest
-from core.errors import InvalidInput
-from core.machine import PIPELINE, fire
-from core.models import Artifact
-from core.rules.evidence import covered_from, stale_by
-from core.services.common import ARTIFACT_T, current_approvals, reopen_gate, template_stage
-from core.uow import Actor, UnitOfWork
-from core.views import artifact_view
 
 _LATEST_VERSION = select(func.max(ARTIFACT_T.c.version)).where(
     ARTIFACT_T.c.pipeline_id == bindparam("p"), ARTIFACT_T.c.name == bindparam("name"))
@@ -101,7 +100,7 @@ _ARTIFACT_VERSION = _ARTIFACT_LATEST.where(ARTIFACT_T.c.version == bindparam("v"
 
 def get_artifact(uow: UnitOfWork, pipeline_id: str, ref: str) -> Artifact:
     """``NAME`` (latest version) or ``NAME@VERSION``."""
-    from core.errors import NotFound
+    from chainpipe.core.errors import NotFound
 
     name, _, version = ref.rpartition("@") if "@" in ref else (ref, "", "")
     if version and not version.isdigit():

@@ -7,13 +7,12 @@ import base64
 import json
 from pathlib import Path
 
+from chainpipe.core.config import Settings
+from chainpipe.core.errors import InvalidInput, NotFound, PipeError
+from chainpipe.core.models import AuditChain, AuditEvent, GovPipeline, Pipeline
+from chainpipe.core.rules.chain import FIELDS, Report, _moment, verify_rows
+from chainpipe.core.uow import UnitOfWork
 from sqlalchemy import func, select
-
-from core.config import Settings
-from core.errors import InvalidInput, NotFound, PipeError
-from core.models import AuditChain, AuditEvent, GovPipeline, Pipeline
-from core.rules.chain import FIELDS, Report, _moment, verify_rows
-from core.uow import UnitOfWork
 
 SIGNED_PREFIX = "chainpipe-audit-head"
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core import catalogue as cat
-from core.config import Settings
+from chainpipe.core import catalogue as cat
+from chainpipe.core.config import Settings
 
 
 def show_config(settings: Settings) -> dict:
@@ -31,7 +31,7 @@ def list_strategies(settings: Settings) -> list[dict]:
 
 
 def list_statuses(settings: Settings) -> dict:
-    from core.machine import PIPELINE
+    from chainpipe.core.machine import PIPELINE
 
     return {
         "pipeline": list(cat.PIPELINE_STATUSES),

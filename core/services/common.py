@@ -9,15 +9,14 @@ from __future__ import annotations
 import json
 from typing import NamedTuple
 
+from chainpipe.core.catalogue import GATE_KINDS, STAGES, resolve_stage
+from chainpipe.core.errors import GateNotApproved, InvalidInput
+from chainpipe.core.machine import GATE, PIPELINE, STAGE, fire
+from chainpipe.core.models import Approval, Artifact, Gate, Pipeline, Stage
+from chainpipe.core.records import Record
+from chainpipe.core.rules.evidence import Covered, covered_from
+from chainpipe.core.uow import Actor, UnitOfWork
 from sqlalchemy import bindparam, select
-
-from core.catalogue import GATE_KINDS, STAGES, resolve_stage
-from core.errors import GateNotApproved, InvalidInput
-from core.machine import GATE, PIPELINE, STAGE, fire
-from core.models import Approval, Artifact, Gate, Pipeline, Stage
-from core.records import Record
-from core.rules.evidence import Covered, covered_from
-from core.uow import Actor, UnitOfWork
 
 STAGE_T, GATE_T, APPROVAL_T, ARTIFACT_T = Stage.__table__, Gate.__table__, Approval.__table__, Artifact.__table__
 _STAGES = select(STAGE_T).where(STAGE_T.c.pipeline_id == bindparam("p")).order_by(STAGE_T.c.position)

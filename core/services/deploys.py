@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import bindparam, select
-
-from core.catalogue import DEPLOY_STATUSES, DEPLOY_STRATEGIES, check_choice
-from core.clock import new_id
-from core.errors import InvalidInput
-from core.machine import DEPLOY, PIPELINE, fire
-from core.records import Record
-from core.rules.evidence import deploy_evidence, deploy_refusal, deployer_refusal, reviewed_versions
-from core.services.artifacts import get_artifact
-from core.services.common import (
+from chainpipe.core.catalogue import DEPLOY_STATUSES, DEPLOY_STRATEGIES, check_choice
+from chainpipe.core.clock import new_id
+from chainpipe.core.errors import InvalidInput
+from chainpipe.core.machine import DEPLOY, PIPELINE, fire
+from chainpipe.core.records import Record
+from chainpipe.core.rules.evidence import deploy_evidence, deploy_refusal, deployer_refusal, reviewed_versions
+from chainpipe.core.services.artifacts import get_artifact
+from chainpipe.core.services.common import (
     approved_now,
     approvers_by_gate,
     covered_by_gate,
@@ -23,9 +21,10 @@ from core.services.common import (
     move_stage,
     require_gates_approved,
 )
-from core.services.dora import deployment_changed
-from core.uow import DEPLOYS, Actor, UnitOfWork
-from core.views import deploy_view
+from chainpipe.core.services.dora import deployment_changed
+from chainpipe.core.uow import DEPLOYS, Actor, UnitOfWork
+from chainpipe.core.views import deploy_view
+from sqlalchemy import bindparam, select
 
 _DEPLOYS_OF = select(DEPLOYS).where(DEPLOYS.c.pipeline_id == bindparam("p")).order_by(DEPLOYS.c.seq.desc())
 

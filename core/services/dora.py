@@ -12,12 +12,11 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
+from chainpipe.core.aggregates import ALL_TARGETS, DAYS, FACTS, refresh
+from chainpipe.core.clock import iso, parse_iso
+from chainpipe.core.errors import InvalidInput
+from chainpipe.core.uow import UnitOfWork
 from sqlalchemy import and_, bindparam, or_, select
-
-from core.aggregates import ALL_TARGETS, DAYS, FACTS, refresh
-from core.clock import iso, parse_iso
-from core.errors import InvalidInput
-from core.uow import UnitOfWork
 
 DEFAULT_DAYS = 30
 DEFINITIONS: dict[str, str] = {

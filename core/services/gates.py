@@ -6,14 +6,12 @@ from __future__ import annotations
 import json
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, select
-
-from core.errors import Conflict, InvalidInput, NotAllowed
-from core.machine import GATE, PIPELINE, fire
-from core.records import Record
-from core.rules.evidence import approval_refusal
-from core.rules.gates import can_decide, gate_state
-from core.services.common import (
+from chainpipe.core.errors import Conflict, InvalidInput, NotAllowed
+from chainpipe.core.machine import GATE, PIPELINE, fire
+from chainpipe.core.records import Record
+from chainpipe.core.rules.evidence import approval_refusal
+from chainpipe.core.rules.gates import can_decide, gate_state
+from chainpipe.core.services.common import (
     APPROVAL_T,
     approved_now,
     approvers_by_gate,
@@ -22,8 +20,9 @@ from core.services.common import (
     get_gate,
     latest_artifacts,
 )
-from core.uow import Actor, UnitOfWork
-from core.views import gate_view
+from chainpipe.core.uow import Actor, UnitOfWork
+from chainpipe.core.views import gate_view
+from sqlalchemy import bindparam, select
 
 _DECISIONS = select(APPROVAL_T).where(APPROVAL_T.c.gate_id == bindparam("g")).order_by(APPROVAL_T.c.seq)
 

@@ -12,17 +12,22 @@ from __future__ import annotations
 import math
 import re
 
+from chainpipe.core.clock import iso
+from chainpipe.core.errors import CapExceeded, ConfigError, Conflict, InvalidInput, NotFound
+from chainpipe.core.machine import PIPELINE_V2, fire
+from chainpipe.core.models import GovOwner, GovPipeline, GovRun, Setting
+from chainpipe.core.services.governance_enums import (
+    GOV_SETTINGS,
+    MAX_ACTIVE,
+    MAX_PENDING_RUNS,
+    PIPELINE_IDLE_MS,
+    RUN_STUCK_MS,
+)
+from chainpipe.core.uow import Actor, UnitOfWork
 from sqlalchemy import func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
-
-from core.clock import iso
-from core.errors import CapExceeded, ConfigError, Conflict, InvalidInput, NotFound
-from core.machine import PIPELINE_V2, fire
-from core.models import GovOwner, GovPipeline, GovRun, Setting
-from core.services.governance_enums import GOV_SETTINGS, MAX_ACTIVE, MAX_PENDING_RUNS, PIPELINE_IDLE_MS, RUN_STUCK_MS
-from core.uow import Actor, UnitOfWork
 
 ENTITY = "gov-pipeline"
 LABEL = "governed pipeline"
@@ -227,7 +232,7 @@ def touch_pipeline_v2(uow: UnitOfWork, actor: Actor, pipeline_id: str) -> dict:
 
 
 def get_pipeline_v2(uow: UnitOfWork, actor: Actor, pipeline_id: str) -> dict:
-    from core.machine import RUN_V2
+    from chainpipe.core.machine import RUN_V2
 
     pipeline = get_gov_pipeline(uow, pipeline_id)
     counts = dict.fromkeys(RUN_V2.states, 0)

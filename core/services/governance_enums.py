@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.config import Settings
-from core.machine import PIPELINE_V2, RUN_V2
+from chainpipe.core.config import Settings
+from chainpipe.core.machine import PIPELINE_V2, RUN_V2
 
 DAY_MS = 24 * 60 * 60 * 1000
 

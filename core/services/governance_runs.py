@@ -9,15 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
-
-from core.clock import iso, parse_iso
-from core.errors import CapExceeded, Conflict, InvalidInput, NotFound
-from core.machine import PIPELINE_V2, RUN_V2, fire
-from core.models import GovPipeline, GovRun
-from core.services.governance import (
+from chainpipe.core.clock import iso, parse_iso
+from chainpipe.core.errors import CapExceeded, Conflict, InvalidInput, NotFound
+from chainpipe.core.machine import PIPELINE_V2, RUN_V2, fire
+from chainpipe.core.models import GovPipeline, GovRun
+from chainpipe.core.services.governance import (
     check_id,
     check_status,
     count_status,
@@ -26,7 +22,7 @@ from core.services.governance import (
     gov_run_view,
     read_settings,
 )
-from core.services.governance_enums import (
+from chainpipe.core.services.governance_enums import (
     AUTO_FAIL_REASON,
     AUTO_PAUSE_REASON,
     MAX_ACTIVE,
@@ -34,7 +30,10 @@ from core.services.governance_enums import (
     PIPELINE_IDLE_MS,
     RUN_STUCK_MS,
 )
-from core.uow import Actor, UnitOfWork
+from chainpipe.core.uow import Actor, UnitOfWork
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
 
 ENTITY = "gov-run"
 OPEN = ("queued", "running")  # the statuses that hold a slot under the per-pipeline cap

@@ -6,9 +6,9 @@ reports (from any run, any surface) reach the same external record.
 
 from __future__ import annotations
 
-from core.errors import Conflict, InvalidInput
-from core.uow import Actor, UnitOfWork
-from core.views import deploy_view
+from chainpipe.core.errors import Conflict, InvalidInput
+from chainpipe.core.uow import Actor, UnitOfWork
+from chainpipe.core.views import deploy_view
 
 MAX_EXTERNAL_ID = 200
 

@@ -17,13 +17,11 @@ import json
 from datetime import timedelta
 from functools import cache
 
-from sqlalchemy import bindparam, literal, select, text, tuple_
-
-from core.clock import iso, new_id
-from core.errors import InvalidInput, NotFound
-from core.models import MonitorEvent, Pipeline, UTCDateTime, VerdictEvent
-from core.records import Record
-from core.rules.metrics import (
+from chainpipe.core.clock import iso, new_id
+from chainpipe.core.errors import InvalidInput, NotFound
+from chainpipe.core.models import MonitorEvent, Pipeline, UTCDateTime, VerdictEvent
+from chainpipe.core.records import Record
+from chainpipe.core.rules.metrics import (
     MetricRule,
     change,
     check_metric,
@@ -34,10 +32,11 @@ from core.rules.metrics import (
     verdict_reason,
     worst,
 )
-from core.services.deploys import apply_rollback
-from core.services.dora import deployment_changed
-from core.uow import DEPLOYS, Actor, UnitOfWork
-from core.views import monitor_event_view
+from chainpipe.core.services.deploys import apply_rollback
+from chainpipe.core.services.dora import deployment_changed
+from chainpipe.core.uow import DEPLOYS, Actor, UnitOfWork
+from chainpipe.core.views import monitor_event_view
+from sqlalchemy import bindparam, literal, select, text, tuple_
 
 TREND_POINTS = 10
 EVIDENCE_MAX = 20

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from chainpipe.core.models import Artifact, AuditEvent, Gate, OutboxDelivery
+from chainpipe.core.rules.gates import gate_state
+from chainpipe.core.services.common import gates_of
+from chainpipe.core.uow import UnitOfWork
+from chainpipe.core.views import artifact_view, audit_view, gate_view, pipeline_view
 from sqlalchemy import and_, func, or_, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
-
-from core.models import Artifact, AuditEvent, Gate, OutboxDelivery
-from core.rules.gates import gate_state
-from core.services.common import gates_of
-from core.uow import UnitOfWork
-from core.views import artifact_view, audit_view, gate_view, pipeline_view
 
 MAX_ATTEMPTS = 5
 # Events committed out of seq order (PostgreSQL sequences) can appear below the highest delivered
@@ -104,7 +103,7 @@ def _reclaim(uow: UnitOfWork, delivery: OutboxDelivery, stale_before, now) -> bo
 
 
 def _bind_time(uow: UnitOfWork, moment):
-    from core.models import UTCDateTime
+    from chainpipe.core.models import UTCDateTime
 
     return UTCDateTime().process_bind_param(moment, uow.engine.dialect)
 
@@ -135,7 +134,7 @@ def delivery_results(uow: UnitOfWork, consumer: str) -> dict[int, str]:
 
 def gate_notice(uow: UnitOfWork, gate_id: str) -> dict | None:
     """Everything a gate message shows: pipeline, gate with its decisions, latest artifacts."""
-    from core.services.gates import _decisions
+    from chainpipe.core.services.gates import _decisions
 
     gate = uow.session.exec(select(Gate).where(Gate.id == gate_id)).first()
     if gate is None:

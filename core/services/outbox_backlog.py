@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from chainpipe.core.models import AuditEvent, OutboxDelivery
+from chainpipe.core.services.notifications import LOOKBACK, high_water
+from chainpipe.core.uow import UnitOfWork
 from sqlalchemy import and_, func, or_, select
-
-from core.models import AuditEvent, OutboxDelivery
-from core.services.notifications import LOOKBACK, high_water
-from core.uow import UnitOfWork
 
 
 def consumers(uow: UnitOfWork) -> list[str]:

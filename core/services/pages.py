@@ -10,20 +10,19 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from chainpipe.core.catalogue import PIPELINE_STATUSES, check_choice
+from chainpipe.core.clock import iso
+from chainpipe.core.errors import InvalidInput
+from chainpipe.core.models import Approval, Deploy, Gate, MonitorEvent, Pipeline, VerdictEvent
+from chainpipe.core.rules.gates import can_decide, gate_state
+from chainpipe.core.rules.metrics import judge, verdict_reason, worst
+from chainpipe.core.services.audit import heads, stream_rows
+from chainpipe.core.services.monitoring import MAX_SEQ, latest_deploy
+from chainpipe.core.services.queries import audit_log, show_pipeline
+from chainpipe.core.uow import UnitOfWork
+from chainpipe.core.views import approval_view, deploy_view, pipeline_view
 from sqlalchemy import case, func, text, tuple_
 from sqlmodel import select
-
-from core.catalogue import PIPELINE_STATUSES, check_choice
-from core.clock import iso
-from core.errors import InvalidInput
-from core.models import Approval, Deploy, Gate, MonitorEvent, Pipeline, VerdictEvent
-from core.rules.gates import can_decide, gate_state
-from core.rules.metrics import judge, verdict_reason, worst
-from core.services.audit import heads, stream_rows
-from core.services.monitoring import MAX_SEQ, latest_deploy
-from core.services.queries import audit_log, show_pipeline
-from core.uow import UnitOfWork
-from core.views import approval_view, deploy_view, pipeline_view
 
 BOARD_PER_STATUS = 25
 SERIES_MAX = 20000  # the newest events a chart covers
@@ -114,8 +113,8 @@ def deploy_verdicts(uow, deploy_ids: list[str]) -> dict[str, str]:
 
 def pipeline_page(uow: UnitOfWork, pipeline_id: str) -> dict:
     """Everything the pipeline page shows but the audit chain's verification (``verify_chain``)."""
-    from core.services.artifacts import list_artifacts
-    from core.services.monitoring import metrics_of
+    from chainpipe.core.services.artifacts import list_artifacts
+    from chainpipe.core.services.monitoring import metrics_of
 
     shown = show_pipeline(uow, None, pipeline_id)
     deploys = _rows(uow, select(*Deploy.__table__.c).where(Deploy.pipeline_id == pipeline_id)
@@ -134,7 +133,7 @@ def verify_chain(uow: UnitOfWork, pipeline_id: str) -> dict:
 
     Run it last in a unit of work: the rows are streamed, which leaves PostgreSQL connections of
     this session on server-side cursors (a round trip per fetch) for whatever is read after it."""
-    from core.rules.chain import verify_rows
+    from chainpipe.core.rules.chain import verify_rows
 
     chain = f"pipeline:{pipeline_id}"
     report = verify_rows(stream_rows(uow, chain), heads(uow, chain))
@@ -219,7 +218,7 @@ def _deploy_of(uow, pipeline_id: str, deploy: str):
 
 def _baseline(uow, dep, metric: str, rule) -> tuple[float | None, tuple[float, float] | None]:
     """The deploy's baseline (the mean, as ``monitor-status`` computes it) and its spread (lowest, highest)."""
-    from core.services.monitoring import find_baseline
+    from chainpipe.core.services.monitoring import find_baseline
 
     if dep is None or rule is None:
         return None, None
@@ -237,7 +236,7 @@ def _baseline(uow, dep, metric: str, rule) -> tuple[float | None, tuple[float, f
 def dora_weeks(uow: UnitOfWork, weeks: int = 12, target: str | None = None) -> dict:
     """The four figures of each of the last ``weeks`` whole-or-current weeks (Monday 00:00 UTC),
     computed by ``core.services.dora.dora_figures``: the definitions of ``pipe stats --explain``."""
-    from core.services.dora import DEFINITIONS, dora_figures
+    from chainpipe.core.services.dora import DEFINITIONS, dora_figures
 
     if not 1 <= weeks <= MAX_WEEKS:
         raise InvalidInput(f"weeks must be between 1 and {MAX_WEEKS}, got {weeks}")
@@ -302,8 +301,8 @@ def last_deploy_per_target(uow: UnitOfWork, limit: int = HOME_ROWS) -> list[dict
 
 def personal_token(uow: UnitOfWork, token_id: str) -> dict | None:
     """The token a web session was opened with, while it is active and personal; else None."""
-    from core.models import ApiToken
-    from core.services.tokens import token_view
+    from chainpipe.core.models import ApiToken
+    from chainpipe.core.services.tokens import token_view
 
     row = uow.session.exec(select(ApiToken).where(ApiToken.id == token_id)).first()
     if row is None or row.revoked_at is not None or row.kind != "personal" or not row.person:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from core.catalogue import check_choice
-from core.clock import new_id
-from core.errors import InvalidInput
-from core.machine import GATE, PIPELINE, STAGE, check, fire
-from core.models import Pipeline
-from core.services.common import (
+from chainpipe.core.catalogue import check_choice
+from chainpipe.core.clock import new_id
+from chainpipe.core.errors import InvalidInput
+from chainpipe.core.machine import GATE, PIPELINE, STAGE, check, fire
+from chainpipe.core.models import Pipeline
+from chainpipe.core.services.common import (
     GATE_T,
     STAGE_T,
     fail_stage,
@@ -18,8 +18,8 @@ from core.services.common import (
     stages_of,
     template_stage,
 )
-from core.uow import PIPELINES, Actor, UnitOfWork
-from core.views import pipeline_view
+from chainpipe.core.uow import PIPELINES, Actor, UnitOfWork
+from chainpipe.core.views import pipeline_view
 
 
 def create_pipeline(uow: UnitOfWork, actor: Actor, name: str, template: str = "feature") -> dict:

@@ -13,13 +13,12 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from chainpipe.core.models import AuditEvent, DeploymentRequest, OutboxDelivery
+from chainpipe.core.rules.protection import protection_verdict
+from chainpipe.core.services.common import approvers_by_gate, current_approvals, gates_of, stages_of
+from chainpipe.core.uow import Actor, UnitOfWork
 from sqlalchemy import or_, update
 from sqlmodel import func, select
-
-from core.models import AuditEvent, DeploymentRequest, OutboxDelivery
-from core.rules.protection import protection_verdict
-from core.services.common import approvers_by_gate, current_approvals, gates_of, stages_of
-from core.uow import Actor, UnitOfWork
 
 ENTITY = "deployment-request"
 MAX_BACKOFF = timedelta(minutes=10)

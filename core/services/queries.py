@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from sqlmodel import select
-
-from core.aggregates import COUNTS
-from core.catalogue import DEPLOY_STATUSES, DEPLOY_STRATEGIES, PIPELINE_STATUSES, check_choice
-from core.clock import iso
-from core.errors import InvalidInput
-from core.models import Approval, Artifact, AuditEvent, Deploy, MonitorEvent, Pipeline
-from core.services.artifacts import list_artifacts
-from core.services.audit import export_chain
-from core.services.common import gates_of, stages_of
-from core.services.monitoring import latest_values
-from core.uow import Actor, UnitOfWork
-from core.views import (
+from chainpipe.core.aggregates import COUNTS
+from chainpipe.core.catalogue import DEPLOY_STATUSES, DEPLOY_STRATEGIES, PIPELINE_STATUSES, check_choice
+from chainpipe.core.clock import iso
+from chainpipe.core.errors import InvalidInput
+from chainpipe.core.models import Approval, Artifact, AuditEvent, Deploy, MonitorEvent, Pipeline
+from chainpipe.core.services.artifacts import list_artifacts
+from chainpipe.core.services.audit import export_chain
+from chainpipe.core.services.common import gates_of, stages_of
+from chainpipe.core.services.monitoring import latest_values
+from chainpipe.core.uow import Actor, UnitOfWork
+from chainpipe.core.views import (
     artifact_view,
     audit_view,
     deploy_view,
@@ -23,6 +21,7 @@ from core.views import (
     pipeline_view,
     stage_view,
 )
+from sqlmodel import select
 
 
 def _gates_with_decisions(uow: UnitOfWork, pipeline_id: str) -> list[dict]:
@@ -78,7 +77,7 @@ def export_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str, format: str
         "audit_chain": export_chain(uow, f"pipeline:{pipeline_id}"),
     }
     if format == "markdown":
-        from core.markdown import pipeline_markdown
+        from chainpipe.core.markdown import pipeline_markdown
 
         return pipeline_markdown(data)
     return data
@@ -105,7 +104,7 @@ def pipeline_stats(
 ) -> dict:
     """Counts from the counters the write paths keep and the DORA figures of the window
     (core/aggregates.py): a few rows read, however long the history."""
-    from core.services.dora import DEFINITIONS, dora_figures
+    from chainpipe.core.services.dora import DEFINITIONS, dora_figures
 
     dora = dora_figures(uow, since=since, until=until, target=target)
     if explain:

@@ -15,12 +15,11 @@ import re
 import secrets
 from datetime import timedelta
 
+from chainpipe.core.clock import iso, new_id
+from chainpipe.core.errors import Conflict, InvalidInput, NotFound
+from chainpipe.core.models import ApiToken
+from chainpipe.core.uow import Actor, UnitOfWork
 from sqlmodel import select
-
-from core.clock import iso, new_id
-from core.errors import Conflict, InvalidInput, NotFound
-from core.models import ApiToken
-from core.uow import Actor, UnitOfWork
 
 PREFIX = "cp_"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -137,7 +136,7 @@ def touch_token(uow: UnitOfWork, name: str) -> None:
 
 
 def needs_touch(token: dict, now) -> bool:
-    from core.clock import parse_iso
+    from chainpipe.core.clock import parse_iso
 
     last = token.get("last_used_at")
     return last is None or now - parse_iso(last) >= LAST_USED_EVERY

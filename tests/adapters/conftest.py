@@ -45,7 +45,7 @@ class InProcessPipe:
             self.env[key] = value
 
     def __call__(self, *args: str) -> Result:
-        from cli.main import main
+        from chainpipe.cli.main import main
 
         self.capsys.readouterr()
         code = main(list(args))
@@ -76,7 +76,7 @@ def assert_refused(res: Result, code: int, message: str) -> None:
 def pipe_with(monkeypatch, capsys, tmp_path):
     """``pipe_with(env)`` → an in-process `pipe` that sees exactly ``env`` (for tests that need
     another environment than the test database's, e.g. the default data directory)."""
-    from core.db import dispose_engines
+    from chainpipe.core.db import dispose_engines
 
     yield lambda env, cwd=tmp_path: InProcessPipe(monkeypatch, capsys, env, cwd)
     dispose_engines()  # a real process would have closed its connections on exit
@@ -145,7 +145,7 @@ class SlackHarness:
         return self.dispatch(fake.view_submission_body(view=view, reason=reason, user_id=user))
 
     def drain(self) -> int:
-        from bot.notifier import wait_until_idle
+        from chainpipe.bot.notifier import wait_until_idle
 
         before = len(self.fake.calls)
         wait_until_idle(self.notifier)
@@ -155,11 +155,11 @@ class SlackHarness:
 @pytest.fixture
 def slack(slack_env, fake_slack, config_file):
     """The Bolt app on the test database, talking to the fake Slack; its notifier is drained by hand."""
-    from bot.app import create_app, web_client
-    from bot.notifier import Notifier
-    from bot.runtime import Runtime
-    from bot.settings import load_bot_settings
-    from core.config import load_settings
+    from chainpipe.bot.app import create_app, web_client
+    from chainpipe.bot.notifier import Notifier
+    from chainpipe.bot.runtime import Runtime
+    from chainpipe.bot.settings import load_bot_settings
+    from chainpipe.core.config import load_settings
 
     built = []
 

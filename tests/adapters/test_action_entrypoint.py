@@ -98,10 +98,10 @@ class StepRun:
 def run_entrypoint(monkeypatch, env: dict, stdout: io.StringIO | None = None) -> StepRun:
     """Run the step's entrypoint (`pipe-action` → ``cli.action.main``) with ``env`` as the whole
     process environment and GITHUB_WORKSPACE as the working directory, as the runner starts it."""
-    from cli import action
+    from chainpipe.cli import action
 
     # the step runs exactly the entrypoint, with the workspace off the import path
-    assert run_step()["run"].strip() == 'PYTHONPATH="$PIPE_ACTION_PYTHONPATH" "$PIPE_ACTION_PYTHON" -P -m cli.action'
+    assert run_step()["run"].strip() == 'PYTHONPATH="$PIPE_ACTION_PYTHONPATH" "$PIPE_ACTION_PYTHON" -P -m chainpipe.cli.action'
     out, err = stdout or io.StringIO(), io.StringIO()
     with monkeypatch.context() as patch:
         for key in [k for k in os.environ if k.startswith(FOREIGN_ENV)]:
@@ -169,10 +169,10 @@ def sqlite_step(tmp_path, sqlite_env, monkeypatch):
 @pytest.fixture
 def db(env, config_file):
     """Run a grammar command in-process as a human would (approvals come from people, not the run)."""
-    from core.actor import Actor
-    from core.config import load_settings
-    from core.dispatch import execute
-    from core.grammar import get_command
+    from chainpipe.core.actor import Actor
+    from chainpipe.core.config import load_settings
+    from chainpipe.core.dispatch import execute
+    from chainpipe.core.grammar import get_command
 
     settings = load_settings(env)
 

@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 import yaml
-
-from cli import action as entry
+from chainpipe.cli import action as entry
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

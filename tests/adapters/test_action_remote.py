@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from chainpipe.cli import action
+from chainpipe.cli.remote import RemoteClient, RemoteError
 
-from cli import action
-from cli.remote import RemoteClient, RemoteError
 from tests.fakes.api import Answer, FakeApi
 
 TOKEN = "pat_9f3c1e0b7a"
@@ -155,7 +155,7 @@ def test_await_gate_stops_waiting_when_the_pipeline_ended_without_the_gate(run, 
 
 
 def test_a_message_holding_a_newline_stays_one_annotation_line(capsys):
-    from cli.action_report import annotate
+    from chainpipe.cli.action_report import annotate
 
     annotate("error", "refused\n::warning::forged", title="chainpipe: x\r\ny")
     out = capsys.readouterr().out

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from chainpipe.bot.api import MAX_BODY
+from chainpipe.core.actor import Actor
+from chainpipe.core.config import load_settings
+from chainpipe.core.grammar import COMMANDS
+from chainpipe.core.services.tokens import create_token, revoke_token
+from chainpipe.core.uow import UnitOfWork
 from starlette.testclient import TestClient
-
-from bot.api import MAX_BODY
-from core.actor import Actor
-from core.config import load_settings
-from core.grammar import COMMANDS
-from core.services.tokens import create_token, revoke_token
-from core.uow import UnitOfWork
 
 
 @pytest.fixture
@@ -22,8 +21,8 @@ def api_env(env):
 
 @pytest.fixture
 def server(api_env, config_file):
-    from bot.server import create_asgi_app
-    from bot.settings import load_bot_settings
+    from chainpipe.bot.server import create_asgi_app
+    from chainpipe.bot.settings import load_bot_settings
 
     app = create_asgi_app(load_settings(api_env), load_bot_settings(api_env))
     with TestClient(app, raise_server_exceptions=False) as client:
@@ -161,15 +160,14 @@ def test_commands_are_listed_with_their_parameters(server, token):
 
 
 def test_the_served_openapi_document_is_the_generated_one(server):
-    from bot.api import openapi_document
+    from chainpipe.bot.api import openapi_document
 
     assert server.get("/api/v1/openapi.json").json() == openapi_document()
 
 
 def test_the_openapi_document_is_valid_and_covers_every_command():
+    from chainpipe.bot.api import openapi_document
     from openapi_spec_validator import validate
-
-    from bot.api import openapi_document
 
     doc = openapi_document()
     validate(doc)
@@ -189,15 +187,14 @@ def test_health_checks_need_no_token(server):
 
 
 def test_a_lost_database_is_503_with_retry_after_and_one_log_line_per_outage(server, token, caplog, monkeypatch):
+    import chainpipe.bot.api
     from sqlalchemy.exc import OperationalError
-
-    import bot.api
 
     def dropped(*args, **kwargs):  # what the driver raises for every query while the database is gone
         raise OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
 
     with monkeypatch.context() as lost:
-        lost.setattr(bot.api, "_token", dropped)
+        lost.setattr(chainpipe.bot.api, "_token", dropped)
         for _ in range(3):
             resp = call(server, "list", {}, token)
             assert resp.status_code == 503 and resp.headers["retry-after"] == "5"
@@ -213,7 +210,7 @@ def test_a_lost_database_is_503_with_retry_after_and_one_log_line_per_outage(ser
 
 
 def test_the_core_database_unavailable_error_is_503_too(server, token):
-    from core.errors import ConfigError
+    from chainpipe.core.errors import ConfigError
 
     def down(*a, **kw):
         raise ConfigError("database unavailable: connection refused")
@@ -288,9 +285,8 @@ def test_a_body_over_the_cap_is_413_before_it_is_read(server, token):
 def test_a_streamed_body_without_a_length_stops_being_read_at_the_cap():
     import asyncio
 
+    from chainpipe.bot.api import Refused, read_body
     from starlette.requests import Request
-
-    from bot.api import Refused, read_body
 
     sent = []
 

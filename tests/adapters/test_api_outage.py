@@ -6,10 +6,9 @@ from __future__ import annotations
 import logging
 
 import pytest
+from chainpipe.bot.outage import DatabaseUnavailable, Outage, is_outage
+from chainpipe.core.errors import ConfigError, NotFound
 from sqlalchemy.exc import InterfaceError, OperationalError
-
-from bot.outage import DatabaseUnavailable, Outage, is_outage
-from core.errors import ConfigError, NotFound
 
 
 class Clock:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 
+from chainpipe.cli.main import app
+from chainpipe.core.config import load_settings
+from chainpipe.core.models import ApiToken
+from chainpipe.core.uow import UnitOfWork
 from sqlmodel import select
 from typer.testing import CliRunner
-
-from cli.main import app
-from core.config import load_settings
-from core.models import ApiToken
-from core.uow import UnitOfWork
 
 
 def pipe(env, *args):

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from chainpipe.core.grammar import COMMANDS
 
-from core.grammar import COMMANDS
 from tests.adapters.conftest import assert_refused
 
 
@@ -164,9 +164,8 @@ def test_shell_completion_completes_commands_and_options(pipe):
 
 
 def test_audit_verify_is_spelled_as_two_words_and_exits_1_on_a_tampered_row(pipe, env):
+    from chainpipe.core.db import get_engine
     from sqlalchemy import text
-
-    from core.db import get_engine
 
     pid = pipe.json("create", "--name", "chained")["id"]
     pipe.ok("start", pid)

@@ -5,10 +5,10 @@ who never set a URL is upgraded in place. Runs on SQLite and, when configured, o
 from __future__ import annotations
 
 import pytest
+from chainpipe.core import db
+from chainpipe.core.config import redact_url
 from sqlalchemy import inspect, text
 
-from core import db
-from core.config import redact_url
 from tests.conftest import PG_URL
 
 OLD = 1  # the version before api_tokens.allow_actor_header

@@ -11,8 +11,7 @@ import stat
 from pathlib import Path
 
 import pytest
-
-from core import db
+from chainpipe.core import db
 
 
 def mode(path: Path) -> int:
@@ -75,7 +74,7 @@ def test_a_data_dir_the_user_made_keeps_its_mode_and_their_files_too(cli, tmp_pa
 
 
 def test_a_stricter_mode_is_never_loosened(tmp_path, open_umask):
-    from core.files import tighten
+    from chainpipe.core.files import tighten
 
     cases = {"owner-rx": (0o500, 0o500), "owner-only": (0o600, 0o600), "ro-file": (0o400, 0o400),
              "group-read": (0o640, 0o600), "world": (0o777, 0o700)}
@@ -87,7 +86,7 @@ def test_a_stricter_mode_is_never_loosened(tmp_path, open_umask):
 
 
 def test_a_crash_log_is_created_0600_in_a_0700_directory(cli, tmp_path, monkeypatch):
-    from core.services import queries
+    from chainpipe.core.services import queries
 
     def broken(*args, **kwargs):
         raise RuntimeError("a bug")

@@ -22,8 +22,8 @@ def test_state_and_settings_persist_between_commands(pipe):
 
 
 def test_errors_are_one_line_with_exit_code_1_for_state_and_2_for_input(pipe, run, alice):
-    from core.services import governance as gov
-    from core.services import governance_runs as runs
+    from chainpipe.core.services import governance as gov
+    from chainpipe.core.services import governance_runs as runs
 
     for pid in ("web", "api"):
         run(gov.register_pipeline_v2, alice, pipeline_id=pid, owner="alice")

@@ -4,14 +4,14 @@ and the seed walkthrough plus a breach on the default data directory."""
 from __future__ import annotations
 
 import pytest
+from chainpipe.core.actor import Actor
+from chainpipe.core.config import load_settings
+from chainpipe.core.services.deploys import record_deploy
+from chainpipe.core.services.dora import DEFINITIONS
+from chainpipe.core.services.monitoring import record_metric
+from chainpipe.core.services.queries import audit_log
+from chainpipe.core.uow import UnitOfWork
 
-from core.actor import Actor
-from core.config import load_settings
-from core.services.deploys import record_deploy
-from core.services.dora import DEFINITIONS
-from core.services.monitoring import record_metric
-from core.services.queries import audit_log
-from core.uow import UnitOfWork
 from tests.service.helpers import at_review_approved
 
 STATUS_KEYS = {"pipeline_id", "deploy_id", "deploy_status", "target", "verdict", "reason", "regression", "metrics"}

@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 
 import pytest
+from chainpipe.core.actor import Actor
+from chainpipe.core.config import load_settings
+from chainpipe.core.grammar import COMMANDS
+from chainpipe.core.services.tokens import create_token, revoke_token
+from chainpipe.core.uow import UnitOfWork
 
-from core.actor import Actor
-from core.config import load_settings
-from core.grammar import COMMANDS
-from core.services.tokens import create_token, revoke_token
-from core.uow import UnitOfWork
 from tests.adapters.conftest import FOREIGN_ENV, Result, assert_refused
 from tests.fakes.api import FakeApi
 
@@ -35,9 +35,8 @@ class ApiThread:
 
     def __init__(self, env: dict):
         import uvicorn
-
-        from bot.server import create_asgi_app
-        from bot.settings import load_bot_settings
+        from chainpipe.bot.server import create_asgi_app
+        from chainpipe.bot.settings import load_bot_settings
 
         api_env = env | {"PIPE_SERVER_API_ONLY": "1"}
         app = create_asgi_app(load_settings(api_env), load_bot_settings(api_env))
@@ -69,7 +68,7 @@ class Pipe:
         self.capsys, self.env, self.cwd = capsys, dict(env), cwd
 
     def __call__(self, *args: str, stdin: str | None = None, **extra: str) -> Result:
-        from cli.main import main
+        from chainpipe.cli.main import main
 
         with pytest.MonkeyPatch.context() as m:
             for key in [k for k in os.environ if k.startswith(FOREIGN_ENV) or k == "XDG_CONFIG_HOME"]:
@@ -102,7 +101,7 @@ def make_token(env: dict, name: str, person: str | None = None) -> str:
 @pytest.fixture
 def server(env, config_file):
     """Start the API (after writing any config the test needs): ``server()`` → ApiThread."""
-    from core.db import dispose_engines
+    from chainpipe.core.db import dispose_engines
 
     started = []
 
@@ -354,7 +353,7 @@ def test_status_with_a_revoked_token_says_so_and_exits_2(member, env):
 
 
 def test_an_http_server_that_is_not_local_is_warned_about(member):
-    from cli.login import _warnings
+    from chainpipe.cli.login import _warnings
 
     assert _warnings("http://pipe.internal:8080") == [
         "http://pipe.internal:8080 is plain http: the token crosses the network unencrypted; prefer https"]

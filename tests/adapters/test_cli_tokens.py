@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from core.config import load_settings
-from core.services.tokens import find_token
-from core.uow import UnitOfWork
+from chainpipe.core.config import load_settings
+from chainpipe.core.services.tokens import find_token
+from chainpipe.core.uow import UnitOfWork
+
 from tests.adapters.conftest import assert_refused
 
 

@@ -8,14 +8,14 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from chainpipe.cli import render
+from chainpipe.core.actor import Actor
+from chainpipe.core.clock import iso
+from chainpipe.core.dispatch import execute
+from chainpipe.core.grammar import COMMANDS
+from chainpipe.core.services.deploys import record_deploy, update_deploy
+from chainpipe.core.services.monitoring import record_metric
 
-from cli import render
-from core.actor import Actor
-from core.clock import iso
-from core.dispatch import execute
-from core.grammar import COMMANDS
-from core.services.deploys import record_deploy, update_deploy
-from core.services.monitoring import record_metric
 from tests.service.helpers import at_review_approved
 
 ISO_WITH_MICROSECONDS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z")
@@ -210,7 +210,7 @@ def test_errors_stay_one_line_with_control_characters_escaped(cli, args):
 
 
 def test_say_escapes_what_would_break_the_line(capsys):
-    from cli.errors import say
+    from chainpipe.cli.errors import say
 
     say("pipeline not found: x\ny\x1b[2J\u2028z")
     assert capsys.readouterr().err == "pipe: pipeline not found: x\\ny\\x1b[2J\\u2028z\n"

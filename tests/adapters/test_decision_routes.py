@@ -11,17 +11,17 @@ from __future__ import annotations
 import json
 
 import pytest
+from chainpipe.bot import blocks
+from chainpipe.core.actor import Actor, os_user
+from chainpipe.core.config import load_settings
+from chainpipe.core.models import Approval
+from chainpipe.core.services.gates import gate_status
+from chainpipe.core.services.pipelines import advance_stage, create_pipeline, start_pipeline
+from chainpipe.core.services.tokens import create_token
+from chainpipe.core.uow import UnitOfWork
 from sqlmodel import select
 from starlette.testclient import TestClient
 
-from bot import blocks
-from core.actor import Actor, os_user
-from core.config import load_settings
-from core.models import Approval
-from core.services.gates import gate_status
-from core.services.pipelines import advance_stage, create_pipeline, start_pipeline
-from core.services.tokens import create_token
-from core.uow import UnitOfWork
 from tests.fakes import slack as fake
 
 POLICY = """
@@ -187,7 +187,7 @@ class ActionDirect:
         self.env = env
 
     def approve(self, pid: str, who: str, case: str) -> bool:
-        from cli.action import main
+        from chainpipe.cli.action import main
 
         env = {"PIPE_ACTION_COMMAND": "stage", "PIPE_ACTION_PIPELINE_ID": pid, "PIPE_ACTION_STAGE": "deploy",
                "PIPE_ACTION_DATABASE_URL": self.env["PIPE_DATABASE_URL"], "GITHUB_ACTOR": who,
@@ -205,16 +205,17 @@ ROUTES = {"cli-direct": CliDirect, "api-personal": ApiPersonal, "api-service": A
 
 @pytest.fixture
 def harness(policy_env, pipe_with, fake_slack):
-    from bot.server import create_asgi_app
-    from bot.settings import load_bot_settings
+    from chainpipe.bot.server import create_asgi_app
+    from chainpipe.bot.settings import load_bot_settings
+
     from tests.adapters.conftest import SlackHarness
 
     server_env = policy_env
     app = create_asgi_app(load_settings(server_env), load_bot_settings(server_env), start_notifier=False)
 
-    from bot.app import create_app, web_client
-    from bot.notifier import Notifier
-    from bot.runtime import Runtime
+    from chainpipe.bot.app import create_app, web_client
+    from chainpipe.bot.notifier import Notifier
+    from chainpipe.bot.runtime import Runtime
 
     bot_settings = load_bot_settings({k: v for k, v in policy_env.items() if k != "PIPE_SERVER_API_ONLY"})
     client = web_client(bot_settings)

@@ -10,15 +10,15 @@ import json
 import time
 
 import pytest
+from chainpipe.core.actor import Actor
+from chainpipe.core.config import load_settings
+from chainpipe.core.dispatch import execute
+from chainpipe.core.grammar import get_command
+from chainpipe.core.models import AuditEvent, DeploymentRequest, Pipeline, SeenGitHubDelivery
+from chainpipe.core.uow import UnitOfWork
 from sqlmodel import select
 from starlette.testclient import TestClient
 
-from core.actor import Actor
-from core.config import load_settings
-from core.dispatch import execute
-from core.grammar import get_command
-from core.models import AuditEvent, DeploymentRequest, Pipeline, SeenGitHubDelivery
-from core.uow import UnitOfWork
 from tests.fakes import slack as fake_slack_module
 from tests.fakes.github import (
     APP_ID,
@@ -53,8 +53,8 @@ def app_env(env, fake_slack, github, config_file):
 
 @pytest.fixture
 def server(app_env):
-    from bot.server import create_asgi_app
-    from bot.settings import load_bot_settings
+    from chainpipe.bot.server import create_asgi_app
+    from chainpipe.bot.settings import load_bot_settings
 
     app = create_asgi_app(load_settings(app_env), load_bot_settings(app_env), start_notifier=False)
     with TestClient(app, raise_server_exceptions=False) as client:
@@ -206,7 +206,7 @@ def test_a_signed_payload_whose_callback_is_elsewhere_gets_no_token_and_records_
 
 
 def test_a_github_outage_is_retried_with_backoff_visible_in_health_and_answered_once(server, github, monkeypatch):
-    from core.services import protection
+    from chainpipe.core.services import protection
 
     monkeypatch.setattr(protection, "MAX_BACKOFF", protection.timedelta(0))  # retry at once in the test
     github.fail_reviews = 2
@@ -248,7 +248,7 @@ def test_deploys_and_rollbacks_from_the_cli_are_mirrored_by_the_server(server, g
 
 
 def test_installation_tokens_are_cached_until_shortly_before_they_expire(github):
-    from gh.app import REFRESH_MARGIN, GitHubApp
+    from chainpipe.gh.app import REFRESH_MARGIN, GitHubApp
 
     real = time.time()
     now = [real]
@@ -260,11 +260,10 @@ def test_installation_tokens_are_cached_until_shortly_before_they_expire(github)
 
 
 def test_an_app_key_github_does_not_know_gets_no_token(github):
+    from chainpipe.gh.app import GitHubApp
+    from chainpipe.gh.mirror import MirrorError
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
-
-    from gh.app import GitHubApp
-    from gh.mirror import MirrorError
 
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
@@ -276,7 +275,7 @@ def test_an_app_key_github_does_not_know_gets_no_token(github):
 def test_old_deliveries_are_forgotten_while_recent_ones_still_refuse_a_replay(server):
     from datetime import timedelta
 
-    from bot.github_webhook import KEEP_DELIVERIES, remember_delivery
+    from chainpipe.bot.github_webhook import KEEP_DELIVERIES, remember_delivery
 
     assert remember_delivery(server.settings, "old", "deployment_protection_rule")
     with UnitOfWork(server.settings) as uow:

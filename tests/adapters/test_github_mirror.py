@@ -5,9 +5,8 @@ direct mode, which drains the `github` outbox for its pipeline after its step.""
 from __future__ import annotations
 
 import pytest
-
-from cli import action
-from gh.mirror import DeploymentMirror, MirrorError, environment_flags, mirror_event
+from chainpipe.cli import action
+from chainpipe.gh.mirror import DeploymentMirror, MirrorError, environment_flags, mirror_event
 
 RUN_URL = "https://github.com/acme/shop/actions/runs/77"
 
@@ -107,10 +106,10 @@ def test_github_errors_are_mirror_errors_that_name_no_token(github, mirror):
 
 @pytest.fixture
 def pipeline(env, config_file):
-    from core.actor import Actor
-    from core.config import load_settings
-    from core.dispatch import execute
-    from core.grammar import get_command
+    from chainpipe.core.actor import Actor
+    from chainpipe.core.config import load_settings
+    from chainpipe.core.dispatch import execute
+    from chainpipe.core.grammar import get_command
 
     settings = load_settings(env)
 
@@ -202,9 +201,9 @@ def test_a_step_mirrors_deploys_recorded_elsewhere_for_its_own_pipeline_only(ste
     assert [s["state"] for s in github.statuses[deployment["id"]]] == ["success"]  # as it is now
     assert pipeline("deploy-show", deploy_id=from_cli["id"])["external_id"] == str(deployment["id"])
     assert pipeline("deploy-show", deploy_id=elsewhere["id"])["external_id"] is None
-    from core.config import load_settings
-    from core.services import notifications as outbox
-    from core.uow import UnitOfWork
+    from chainpipe.core.config import load_settings
+    from chainpipe.core.services import notifications as outbox
+    from chainpipe.core.uow import UnitOfWork
 
     with UnitOfWork(load_settings(pipeline.settings_env), write=False) as uow:
         delivered = outbox.delivery_results(uow, "github")

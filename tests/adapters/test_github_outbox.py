@@ -8,15 +8,14 @@ import time
 from datetime import timedelta
 
 import pytest
-
-from core.actor import Actor
-from core.config import load_settings
-from core.dispatch import execute
-from core.grammar import get_command
-from core.services import notifications as outbox
-from core.uow import UnitOfWork
-from gh import outbox as github_outbox
-from gh.mirror import DeploymentMirror
+from chainpipe.core.actor import Actor
+from chainpipe.core.config import load_settings
+from chainpipe.core.dispatch import execute
+from chainpipe.core.grammar import get_command
+from chainpipe.core.services import notifications as outbox
+from chainpipe.core.uow import UnitOfWork
+from chainpipe.gh import outbox as github_outbox
+from chainpipe.gh.mirror import DeploymentMirror
 
 REF = "b" * 40
 

@@ -9,10 +9,10 @@ import json
 import logging
 
 import pytest
+from chainpipe.bot.observability import configure_logging
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
-from bot.observability import configure_logging
 from tests.adapters.test_slack_gates import at_review
 from tests.fakes import slack as fake
 
@@ -25,9 +25,9 @@ def server_env(slack_env):
 @pytest.fixture
 def server(server_env, config_file):
     """pipe-server in process, its notifier drained by hand (``server.app_ref.state.notifier``)."""
-    from bot.server import create_asgi_app
-    from bot.settings import load_bot_settings
-    from core.config import load_settings
+    from chainpipe.bot.server import create_asgi_app
+    from chainpipe.bot.settings import load_bot_settings
+    from chainpipe.core.config import load_settings
 
     app = create_asgi_app(load_settings(server_env), load_bot_settings(server_env), start_notifier=False)
     with TestClient(app, raise_server_exceptions=False) as client:
@@ -52,7 +52,7 @@ def backlog(server, consumer: str = "slack") -> tuple[float, float]:
 def test_the_outbox_backlog_grows_while_slack_is_down_and_drains_after(server, server_env, fake_slack):
     import time
 
-    from bot.notifier import wait_until_idle
+    from chainpipe.bot.notifier import wait_until_idle
 
     notifier = server.app_ref.state.notifier
     assert backlog(server) == (0, 0)
@@ -95,9 +95,8 @@ def test_requests_are_counted_by_surface_command_and_status_with_latency(server)
 
 
 def test_database_errors_are_counted(server):
+    from chainpipe.bot.outage import DatabaseUnavailable
     from sqlalchemy.exc import OperationalError
-
-    from bot.outage import DatabaseUnavailable
 
     outage = server.app_ref.state.runtime.outage
     before = scrape(server)[("pipe_database_errors_total",)]
@@ -138,10 +137,10 @@ def json_log():
 
 def test_a_crash_shows_a_reference_and_the_json_log_line_has_it_with_the_request_id(server, server_env, json_log,
                                                                                     monkeypatch):
-    from core.actor import Actor
-    from core.config import load_settings
-    from core.services.tokens import create_token
-    from core.uow import UnitOfWork
+    from chainpipe.core.actor import Actor
+    from chainpipe.core.config import load_settings
+    from chainpipe.core.services.tokens import create_token
+    from chainpipe.core.uow import UnitOfWork
 
     with UnitOfWork(load_settings(server_env)) as uow:
         token = create_token(uow, Actor("admin"), "ci")["token"]
@@ -157,7 +156,7 @@ def test_a_crash_shows_a_reference_and_the_json_log_line_has_it_with_the_request
 
 
 def test_pipe_server_refuses_an_unknown_log_format_in_one_line(monkeypatch, capsys, server_env):
-    from bot.server import main
+    from chainpipe.bot.server import main
 
     for key, value in (server_env | {"PIPE_LOG_FORMAT": "xml"}).items():
         monkeypatch.setenv(key, value)
@@ -167,9 +166,9 @@ def test_pipe_server_refuses_an_unknown_log_format_in_one_line(monkeypatch, caps
 
 
 def test_readiness_fails_when_the_notifier_is_not_running(server_env, config_file):
-    from bot.server import create_asgi_app
-    from bot.settings import load_bot_settings
-    from core.config import load_settings
+    from chainpipe.bot.server import create_asgi_app
+    from chainpipe.bot.settings import load_bot_settings
+    from chainpipe.core.config import load_settings
 
     app = create_asgi_app(load_settings(server_env), load_bot_settings(server_env))
     with TestClient(app) as client:
@@ -183,12 +182,11 @@ def test_readiness_fails_when_the_notifier_is_not_running(server_env, config_fil
 
 
 def test_an_error_outside_the_routes_translation_still_names_the_request(json_log):
+    from chainpipe.bot import api
+    from chainpipe.bot.observability import RequestMetrics
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.routing import Route
-
-    from bot import api
-    from bot.observability import RequestMetrics
 
     seen = []
 

@@ -7,8 +7,7 @@ import re
 import time
 
 import pytest
-
-from core.grammar import COMMANDS
+from chainpipe.core.grammar import COMMANDS
 
 
 def _id(text: str, prefix: str) -> str:
@@ -125,9 +124,8 @@ def test_every_grammar_command_runs_through_slack(slack):
 
 
 def test_the_reply_is_the_same_json_the_cli_prints(slack, env):
+    from chainpipe.cli.main import app
     from typer.testing import CliRunner
-
-    from cli.main import app
 
     pid = _json(slack.run("create --name same --json"))["id"]
     via_slack = _json(slack.run(f"show {pid} --json"))

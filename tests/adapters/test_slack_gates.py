@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import threading
 
-from bot import blocks
-from core.actor import Actor
-from core.config import load_settings
-from core.dispatch import execute
-from core.grammar import COMMANDS, parse_args
+from chainpipe.bot import blocks
+from chainpipe.core.actor import Actor
+from chainpipe.core.config import load_settings
+from chainpipe.core.dispatch import execute
+from chainpipe.core.grammar import COMMANDS, parse_args
+
 from tests.adapters.conftest import gate_message_calls
 
 CHANNEL = "C0PIPE"
@@ -51,8 +52,8 @@ def test_reaching_a_gated_stage_posts_the_gate_message_with_artifacts_and_button
     assert json.loads(approve["value"]) == {"pipeline_id": pid, "gate": "code-review"}
     shown = cli(slack_env, f"show {pid}")
     assert shown  # the ts is stored on the gate row:
-    from core.services.notifications import pipeline_gates
-    from core.uow import UnitOfWork
+    from chainpipe.core.services.notifications import pipeline_gates
+    from chainpipe.core.uow import UnitOfWork
 
     with UnitOfWork(load_settings(slack_env), write=False) as uow:
         [gate] = pipeline_gates(uow, pid)

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 
-from core.actor import Actor
-from core.config import load_settings
-from core.services.deploys import record_deploy
-from core.services.gates import approve_gate
-from core.services.pipelines import advance_stage, create_pipeline, start_pipeline
-from core.uow import UnitOfWork
+from chainpipe.core.actor import Actor
+from chainpipe.core.config import load_settings
+from chainpipe.core.services.deploys import record_deploy
+from chainpipe.core.services.gates import approve_gate
+from chainpipe.core.services.pipelines import advance_stage, create_pipeline, start_pipeline
+from chainpipe.core.uow import UnitOfWork
+
 from tests.fakes import slack as fake
 
 CONFIG = """
@@ -83,7 +84,7 @@ def test_names_typed_by_people_are_shown_as_text(slack, slack_env, fake_slack, c
 
 
 def test_a_home_tab_when_the_database_is_down_says_so_in_one_line(slack, slack_env, fake_slack, monkeypatch):
-    from bot import home
+    from chainpipe.bot import home
 
     def down(settings, person):
         from sqlalchemy.exc import OperationalError
@@ -92,6 +93,6 @@ def test_a_home_tab_when_the_database_is_down_says_so_in_one_line(slack, slack_e
 
     monkeypatch.setattr(home, "read_home", down)
     view = open_home(slack, fake_slack, "U0ALICE")
-    from bot.outage import MESSAGE
+    from chainpipe.bot.outage import MESSAGE
 
     assert "Traceback" not in view and f":warning: {MESSAGE}" in view

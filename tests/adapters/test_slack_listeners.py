@@ -8,10 +8,9 @@ import json
 import logging
 
 import pytest
-
-from bot import actions, blocks, commands
-from bot.outage import DatabaseUnavailable
-from core.errors import ConfigError, NotAllowed, NotFound
+from chainpipe.bot import actions, blocks, commands
+from chainpipe.bot.outage import DatabaseUnavailable
+from chainpipe.core.errors import ConfigError, NotAllowed, NotFound
 
 
 class Recorder:

@@ -6,18 +6,19 @@ from __future__ import annotations
 import threading
 import time
 
-from bot.notifier import Notifier
-from core.actor import Actor
-from core.config import load_settings
-from core.services import notifications as outbox
-from core.uow import UnitOfWork
+from chainpipe.bot.notifier import Notifier
+from chainpipe.core.actor import Actor
+from chainpipe.core.config import load_settings
+from chainpipe.core.services import notifications as outbox
+from chainpipe.core.uow import UnitOfWork
+
 from tests.adapters.conftest import gate_message_calls
 from tests.adapters.test_slack_gates import at_review, cli
 
 
 def notifier_for(slack, slack_env, **kw) -> Notifier:
-    from bot.app import web_client
-    from bot.settings import load_bot_settings
+    from chainpipe.bot.app import web_client
+    from chainpipe.bot.settings import load_bot_settings
 
     bot = load_bot_settings(slack_env)
     return Notifier(load_settings(slack_env), web_client(bot), bot.channel, **{"lease": 0.5} | kw)

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import time
 
-from bot.app import web_client
-from bot.notifier import wait_until_idle
-from bot.settings import load_bot_settings
-from core.config import load_settings
-from core.services.notifications import delivery_results
-from core.uow import UnitOfWork
+from chainpipe.bot.app import web_client
+from chainpipe.bot.notifier import wait_until_idle
+from chainpipe.bot.settings import load_bot_settings
+from chainpipe.core.config import load_settings
+from chainpipe.core.services.notifications import delivery_results
+from chainpipe.core.uow import UnitOfWork
+
 from tests.adapters.test_slack_gates import cli
 
 QUICK = '[templates.quick]\nstages = ["review", "deploy"]\n[templates.quick.gates]\ncode-review = "review"\n'

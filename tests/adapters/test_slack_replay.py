@@ -7,13 +7,13 @@ from __future__ import annotations
 import threading
 import time
 
+from chainpipe.bot import blocks
+from chainpipe.bot.verify import WINDOW, remember_request
+from chainpipe.core.config import load_settings
+from chainpipe.core.models import SeenSlackRequest
+from chainpipe.core.uow import UnitOfWork
 from sqlalchemy import func, select
 
-from bot import blocks
-from bot.verify import WINDOW, remember_request
-from core.config import load_settings
-from core.models import SeenSlackRequest
-from core.uow import UnitOfWork
 from tests.adapters.test_slack_gates import at_review, cli
 from tests.fakes import slack as fake
 

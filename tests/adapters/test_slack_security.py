@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from chainpipe.bot import blocks
 
-from bot import blocks
 from tests.adapters.test_slack_gates import at_review, cli
 from tests.fakes import slack as fake
 
@@ -48,11 +48,10 @@ def refusal_lines(caplog) -> list[str]:
 
 
 def seen_requests(env) -> int:
+    from chainpipe.core.config import load_settings
+    from chainpipe.core.models import SeenSlackRequest
+    from chainpipe.core.uow import UnitOfWork
     from sqlalchemy import func, select
-
-    from core.config import load_settings
-    from core.models import SeenSlackRequest
-    from core.uow import UnitOfWork
 
     with UnitOfWork(load_settings(env), write=False) as uow:
         return uow.session.execute(select(func.count()).select_from(SeenSlackRequest)).scalar()
@@ -112,11 +111,10 @@ def test_a_policy_refusal_from_a_button_is_logged_with_the_principal(slack, slac
 @pytest.fixture
 def slack_server(slack_env, config_file):
     """The whole ASGI server with Slack on, in process (the notifier is not started)."""
+    from chainpipe.bot.server import create_asgi_app
+    from chainpipe.bot.settings import load_bot_settings
+    from chainpipe.core.config import load_settings
     from starlette.testclient import TestClient
-
-    from bot.server import create_asgi_app
-    from bot.settings import load_bot_settings
-    from core.config import load_settings
 
     app = create_asgi_app(load_settings(slack_env), load_bot_settings(slack_env), start_notifier=False)
     with TestClient(app, raise_server_exceptions=False) as client:

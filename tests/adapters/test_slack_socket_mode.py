@@ -12,9 +12,9 @@ import time
 from types import SimpleNamespace
 
 import pytest
+from chainpipe.bot.settings import SettingsError, load_bot_settings
+from chainpipe.bot.socket_mode import Backoff, SocketMode
 
-from bot.settings import SettingsError, load_bot_settings
-from bot.socket_mode import Backoff, SocketMode
 from tests.adapters.conftest import SlackHarness
 from tests.adapters.test_slack_commands import (  # noqa: F401 - collected again, over Socket Mode
     test_errors_are_one_ephemeral_line,
@@ -68,10 +68,10 @@ def socket_env(slack_env):
 @pytest.fixture
 def slack(socket_env, fake_slack, socket_fake, config_file):
     """The Bolt app over Socket Mode on the test database; its notifier is drained by hand."""
-    from bot.app import create_app, web_client
-    from bot.notifier import Notifier
-    from bot.runtime import Runtime
-    from core.config import load_settings
+    from chainpipe.bot.app import create_app, web_client
+    from chainpipe.bot.notifier import Notifier
+    from chainpipe.bot.runtime import Runtime
+    from chainpipe.core.config import load_settings
 
     built = []
 
@@ -125,7 +125,7 @@ def test_a_redelivered_envelope_is_acked_and_runs_nothing(slack, socket_env, soc
 
 
 def test_a_redelivered_click_after_a_restart_decides_once(slack, socket_env, socket_fake):
-    from bot import blocks
+    from chainpipe.bot import blocks
 
     pid = at_review(socket_env)
     body = fake.block_actions_body(action_id=blocks.APPROVE, value=blocks.gate_value(pid, "code-review"),
@@ -143,8 +143,8 @@ def test_a_redelivered_click_after_a_restart_decides_once(slack, socket_env, soc
 
 
 def test_the_same_envelope_on_two_connections_at_once_runs_once(slack, socket_env, socket_fake):
-    from bot.verify import remember_envelope
-    from core.config import load_settings
+    from chainpipe.bot.verify import remember_envelope
+    from chainpipe.core.config import load_settings
 
     settings = load_settings(socket_env)
     barrier, firsts = threading.Barrier(4), []
@@ -162,8 +162,8 @@ def test_the_same_envelope_on_two_connections_at_once_runs_once(slack, socket_en
 
 
 def test_long_envelope_ids_are_told_apart_by_their_whole_value(slack, socket_env):
-    from bot.verify import remember_envelope
-    from core.config import load_settings
+    from chainpipe.bot.verify import remember_envelope
+    from chainpipe.core.config import load_settings
 
     settings = load_settings(socket_env)
     first, second = "e" * 100 + "1", "e" * 100 + "2"
@@ -223,7 +223,7 @@ def test_the_backoff_doubles_up_to_its_limit_and_resets_after_a_success():
 ])
 def test_a_missing_or_malformed_app_token_stops_start_up_with_one_line(monkeypatch, capsys, slack_env, env,
                                                                        message):
-    from bot.server import main
+    from chainpipe.bot.server import main
 
     for key, value in (slack_env | env).items():
         monkeypatch.setenv(key, value)
@@ -243,8 +243,8 @@ def test_socket_mode_needs_no_signing_secret_and_http_mode_still_does(slack_env)
 
 
 def test_a_rejected_app_token_stops_the_server_before_it_listens(slack_env, socket_fake):
-    from bot.server import create_asgi_app
-    from core.config import load_settings
+    from chainpipe.bot.server import create_asgi_app
+    from chainpipe.core.config import load_settings
 
     bot = load_bot_settings(slack_env | {"SLACK_APP_TOKEN": "xapp-1-A0PIPE-1-revoked"})
     with pytest.raises(Exception, match="invalid_auth"):
@@ -253,15 +253,17 @@ def test_a_rejected_app_token_stops_the_server_before_it_listens(slack_env, sock
 
 def test_the_server_over_socket_mode_runs_commands_and_turns_http_slack_requests_away(socket_env, socket_fake,
                                                                                        fake_slack):
+    from chainpipe.bot.server import create_asgi_app
+    from chainpipe.core.config import load_settings
     from starlette.testclient import TestClient
-
-    from bot.server import create_asgi_app
-    from core.config import load_settings
 
     env = {k: v for k, v in socket_env.items() if k != "SLACK_SIGNING_SECRET"}
     app = create_asgi_app(load_settings(env), load_bot_settings(env))
     with TestClient(app) as http:
         socket_fake.wait_connected()
+        deadline = time.monotonic() + 5  # the fake sees the socket open a moment before the client says hello
+        while http.get("/healthz/ready").json()["socket_mode"] != "connected" and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert http.get("/healthz/ready").json()["socket_mode"] == "connected"
         # An HTTP request signed with the empty key (no secret is configured) runs nothing.
         body = fake.slash_body("create --name forged", user_id="U0EVE", response_url=fake_slack.response_url("f"))
@@ -276,12 +278,11 @@ def test_the_server_over_socket_mode_runs_commands_and_turns_http_slack_requests
 
 
 def test_without_a_signing_secret_the_guard_refuses_every_http_request(slack_env):
+    from chainpipe.bot.runtime import Runtime
+    from chainpipe.bot.verify import SlackGuard
+    from chainpipe.core.config import load_settings
     from slack_bolt import BoltRequest
     from slack_bolt.response import BoltResponse
-
-    from bot.runtime import Runtime
-    from bot.verify import SlackGuard
-    from core.config import load_settings
 
     body = fake.slash_body("create --name forged", user_id="U0EVE", response_url="https://x.test/r")
     headers = {k.lower(): v for k, v in fake.headers_for(body, "application/x-www-form-urlencoded", secret="").items()}

@@ -7,19 +7,18 @@ import re
 import time
 
 import pytest
+from chainpipe.core.actor import Actor
+from chainpipe.core.config import load_settings
+from chainpipe.core.models import Approval
+from chainpipe.core.services.artifacts import add_artifact
+from chainpipe.core.services.deploys import record_deploy, rollback_deploy, update_deploy
+from chainpipe.core.services.gates import approve_gate
+from chainpipe.core.services.monitoring import record_metric
+from chainpipe.core.services.pipelines import advance_stage, create_pipeline, start_pipeline
+from chainpipe.core.services.tokens import create_token, revoke_token
+from chainpipe.core.uow import UnitOfWork
 from sqlmodel import select
 from starlette.testclient import TestClient
-
-from core.actor import Actor
-from core.config import load_settings
-from core.models import Approval
-from core.services.artifacts import add_artifact
-from core.services.deploys import record_deploy, rollback_deploy, update_deploy
-from core.services.gates import approve_gate
-from core.services.monitoring import record_metric
-from core.services.pipelines import advance_stage, create_pipeline, start_pipeline
-from core.services.tokens import create_token, revoke_token
-from core.uow import UnitOfWork
 
 SECRET = "s" * 40
 DIGEST = "sha256:" + "ab" * 32
@@ -32,8 +31,8 @@ def web_env(env):
 
 @pytest.fixture
 def server(web_env, config_file, monkeypatch):
-    from bot.server import create_asgi_app
-    from bot.settings import load_bot_settings
+    from chainpipe.bot.server import create_asgi_app
+    from chainpipe.bot.settings import load_bot_settings
 
     monkeypatch.setenv("PIPE_WEB_SECRET", SECRET)  # the server reads it from its environment
     app = create_asgi_app(load_settings(web_env), load_bot_settings(web_env))
@@ -120,11 +119,11 @@ def test_a_service_token_or_an_unknown_token_cannot_sign_in(server, web_env):
 
 
 def test_a_forged_or_foreign_cookie_is_refused(server, web_env):
-    from bot.web.session import Sessions
+    from chainpipe.bot.web.session import Sessions
 
     raw = make_token(web_env, "alice-web", person="alice")
     with UnitOfWork(load_settings(web_env)) as uow:
-        from core.services.tokens import find_token
+        from chainpipe.core.services.tokens import find_token
 
         token_id = find_token(uow, raw)["id"]
     deployed_pipeline(web_env, name="secret-project")
@@ -283,9 +282,8 @@ def test_an_unknown_metric_or_a_foreign_deploy_is_refused(alice_in, web_env):
 
 
 def test_dora_per_week_uses_the_stats_definitions_and_filters_by_target(alice_in, web_env):
+    from chainpipe.core.services.dora import DEFINITIONS
     from markupsafe import escape
-
-    from core.services.dora import DEFINITIONS
 
     p = deployed_pipeline(web_env, target="prod")
     do(web_env, update_deploy, Actor("alice"), p["deploy"], "succeeded")
@@ -311,7 +309,7 @@ def _notice(pid: str) -> dict:
 
 
 def test_gate_messages_link_to_the_pipeline_page_only_when_a_public_url_is_set(monkeypatch):
-    from bot.blocks import gate_message
+    from chainpipe.bot.blocks import gate_message
 
     monkeypatch.delenv("PIPE_PUBLIC_URL", raising=False)
     assert "/web/pipelines/" not in str(gate_message(_notice("pipe-abc"))[1])
@@ -322,9 +320,8 @@ def test_gate_messages_link_to_the_pipeline_page_only_when_a_public_url_is_set(m
 def test_a_long_series_is_downsampled_by_the_database_and_keeps_its_spike(alice_in, web_env):
     from datetime import datetime, timedelta, timezone
 
+    from chainpipe.core.models import MonitorEvent
     from sqlalchemy import insert
-
-    from core.models import MonitorEvent
 
     p = deployed_pipeline(web_env)
     t0 = datetime(2026, 11, 1, tzinfo=timezone.utc)

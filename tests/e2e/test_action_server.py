@@ -13,7 +13,7 @@ import pytest
 
 from tests.adapters.test_action_entrypoint import parse_outputs
 
-pytest.importorskip("bot.server", reason="the server (bot/server.py) is not available")
+pytest.importorskip("chainpipe.bot.server", reason="the server (bot/server.py) is not available")
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.slow
 

@@ -64,8 +64,10 @@ def test_a_remote_step_installs_nothing_imports_only_the_standard_library_and_ta
     installed = time.perf_counter()
     assert install.returncode == 0, install.stdout + install.stderr
     found = parse_outputs((tmp_path / "output").read_text())
-    assert found == {"python": str(bare_python / "python3"), "pythonpath": str(action)}
-    assert not list(tmp_path.glob("chainpipe-action-*"))  # no venv was made: nothing installed
+    links = tmp_path / "chainpipe-action-src"  # chainpipe/{core,cli,gh} → the action's own folders
+    assert found == {"python": str(bare_python / "python3"), "pythonpath": str(links)}
+    assert {p.name for p in (links / "chainpipe").iterdir()} == {"core", "cli", "gh"}
+    assert [p for p in tmp_path.glob("chainpipe-action-*") if p != links] == []  # no venv: nothing installed
     runner |= {"PIPE_ACTION_PYTHON": found["python"], "PIPE_ACTION_PYTHONPATH": found["pythonpath"]}
     (tmp_path / "output").write_text("")
     ran = subprocess.run(["bash", "-e", "-c", step("run")["run"]], env=runner, capture_output=True, text=True,
@@ -81,10 +83,14 @@ def test_a_remote_step_installs_nothing_imports_only_the_standard_library_and_ta
 
 def test_the_remote_entrypoint_imports_no_third_party_module(tmp_path, bare_python):
     """Even the paths a remote step does not take at once (errors, rendering) stay on the stdlib."""
-    probe = ("import sys, cli.action, cli.action_steps, cli.action_targets, cli.remote, cli.action_report;"
+    probe = ("import sys, chainpipe.cli.action, chainpipe.cli.action_steps, chainpipe.cli.action_targets,"
+             "chainpipe.cli.remote, chainpipe.cli.action_report;"
              "print(sorted({m.split('.')[0] for m in sys.modules} & {'httpx', 'github', 'sqlmodel', 'sqlalchemy',"
              "'typer', 'click', 'pydantic', 'requests', 'slack_sdk', 'starlette'}))")
-    done = subprocess.run([str(bare_python / "python3"), "-P", "-c", probe], env={"PYTHONPATH": str(ROOT)},
+    (tmp_path / "chainpipe").mkdir()
+    for package in ("core", "cli", "gh"):  # as the action's install step links them
+        (tmp_path / "chainpipe" / package).symlink_to(ROOT / package)
+    done = subprocess.run([str(bare_python / "python3"), "-P", "-c", probe], env={"PYTHONPATH": str(tmp_path)},
                           capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout.strip()) == (0, "[]"), done.stderr
 

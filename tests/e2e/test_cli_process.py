@@ -98,5 +98,5 @@ def test_help_and_catalogue_commands_import_no_database_code(shell_env, argv):
                          env=shell_env | {"PYTHONPROFILEIMPORTTIME": "1"})
     assert res.returncode == 0 and res.stdout.strip()
     imported = {line.rsplit("|", 1)[1].strip() for line in res.stderr.splitlines() if line.startswith("import time:")}
-    assert "cli.main" in imported  # the report covers the whole run, command included
+    assert "chainpipe.cli.main" in imported  # the report covers the whole run, command included
     assert not {m for m in imported if m.split(".")[0] in DATABASE_MODULES}

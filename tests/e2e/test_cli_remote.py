@@ -89,11 +89,13 @@ def test_remote_mode_imports_no_database_typer_or_http_library(team):
     pid = json.loads(run(env, PIPE, "create", "--name", "p", "--json").stdout)["id"]
     # a result, a table, and a refusal (the server's line, exit 1): none of them loads the database layer
     for argv, code in ((["show", pid], 0), (["list", "--json"], 0), (["approve", pid, "--gate", "code-review"], 1)):
-        res = run(env, sys.executable, "-X", "importtime", "-m", "cli.main", *argv, cwd=Path(__file__).parents[2])
+        res = run(env, sys.executable, "-X", "importtime", "-m", "chainpipe.cli.main", *argv,
+                  cwd=Path(__file__).parents[2])
         imported = {line.rsplit("|", 1)[1].strip() for line in res.stderr.splitlines()
                     if line.startswith("import time:")}
         said = [line for line in res.stderr.splitlines() if not line.startswith("import time:")]
         assert res.returncode == code and bool(res.stdout.strip()) == (code == 0), said
-        assert "cli.remote_cli" in imported and "cli.api_client" in imported  # the run went the remote road
+        # the run went the remote road
+        assert "chainpipe.cli.remote_cli" in imported and "chainpipe.cli.api_client" in imported
         assert not {m for m in imported if m.split(".")[0] in HEAVY}
     assert not (home / ".local" / "share" / "chainpipe").exists()

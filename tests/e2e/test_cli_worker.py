@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
+from chainpipe.cli.worker_client import LOST, config_key, socket_path
 
-from cli.worker_client import LOST, config_key, socket_path
 from tests.e2e.test_cli_process import DATABASE_MODULES, PIPE, WALKTHROUGH, sh
 
 pytestmark = pytest.mark.skipif(not hasattr(socket, "SO_PEERCRED"), reason="needs Unix sockets with SO_PEERCRED")
@@ -84,7 +84,7 @@ def test_the_worker_answers_without_importing_database_code_or_typer_from_a_priv
     res = pipe(env, "create", "--name", "warm", "--json", PYTHONPROFILEIMPORTTIME="1")
     assert res.returncode == 0 and json.loads(res.stdout)["name"] == "warm"
     loaded = imports(res)
-    assert "cli.worker_client" in loaded
+    assert "chainpipe.cli.worker_client" in loaded
     assert not {m for m in loaded if m.split(".")[0] in (*DATABASE_MODULES, "typer", "click")}
     assert oct(sock(env).stat().st_mode & 0o777) == "0o600"
     assert oct((tmp_path / "data").stat().st_mode & 0o777) == "0o700"

@@ -31,16 +31,16 @@ def test_the_api_over_http_with_a_token_from_the_cli(pipe_server):
         assert api.post("/commands/list", content=b"{oops").status_code == 400
         assert len(api.get("/commands").json()["commands"]) > 30
 
-        from bot.api import openapi_document  # validated in tests/adapters/test_api.py
+        from chainpipe.bot.api import openapi_document  # validated in tests/adapters/test_api.py
 
         assert api.get("/openapi.json").json() == openapi_document()
 
     wrong = httpx.post(server.url + "/api/v1/commands/list", json={}, headers={"Authorization": "Bearer cp_nope"})
     assert wrong.status_code == 401 and wrong.json()["error"] == "unauthorized"
-    from core.actor import Actor
-    from core.config import load_settings
-    from core.services.tokens import revoke_token
-    from core.uow import UnitOfWork
+    from chainpipe.core.actor import Actor
+    from chainpipe.core.config import load_settings
+    from chainpipe.core.services.tokens import revoke_token
+    from chainpipe.core.uow import UnitOfWork
 
     with UnitOfWork(load_settings(env)) as uow:
         revoke_token(uow, Actor("admin"), "ci")

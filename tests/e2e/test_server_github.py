@@ -14,8 +14,8 @@ import time
 
 import httpx
 import pytest
+from chainpipe.bot import blocks
 
-from bot import blocks
 from tests.e2e.conftest import pipe_cli
 from tests.e2e.test_server_slack import Slack, _id
 from tests.fakes.github import (

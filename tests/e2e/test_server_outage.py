@@ -12,14 +12,14 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from chainpipe.core.actor import Actor
+from chainpipe.core.config import load_settings
+from chainpipe.core.models import Pipeline
+from chainpipe.core.services.tokens import create_token
+from chainpipe.core.uow import UnitOfWork
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from core.actor import Actor
-from core.config import load_settings
-from core.models import Pipeline
-from core.services.tokens import create_token
-from core.uow import UnitOfWork
 from tests.e2e.test_server_slack import post
 from tests.fakes import slack as fake
 from tests.fakes.tcp_proxy import TcpProxy

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import time
 
-from bot import blocks
+from chainpipe.bot import blocks
+
 from tests.adapters.test_slack_gates import at_review, cli
 from tests.e2e.test_server_slack import post
 from tests.fakes import slack as fake

@@ -9,8 +9,8 @@ import subprocess
 import time
 
 import httpx
+from chainpipe.bot import blocks
 
-from bot import blocks
 from tests.e2e.conftest import BIN
 from tests.fakes import slack as fake
 

@@ -10,16 +10,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from core.actor import Actor
-from core.config import load_settings
-from core.services.artifacts import add_artifact
-from core.services.deploys import record_deploy
-from core.services.gates import approve_gate
-from core.services.monitoring import record_metric
-from core.services.pipelines import advance_stage, create_pipeline, start_pipeline
-from core.services.tokens import create_token
-from core.uow import UnitOfWork
+from chainpipe.core.actor import Actor
+from chainpipe.core.config import load_settings
+from chainpipe.core.services.artifacts import add_artifact
+from chainpipe.core.services.deploys import record_deploy
+from chainpipe.core.services.gates import approve_gate
+from chainpipe.core.services.monitoring import record_metric
+from chainpipe.core.services.pipelines import advance_stage, create_pipeline, start_pipeline
+from chainpipe.core.services.tokens import create_token
+from chainpipe.core.uow import UnitOfWork
 
 CHROMIUM = "/usr/bin/chromium"
 VALUES = [120.0, 135.5, 128.25, 610.0, 1250.0]

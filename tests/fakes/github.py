@@ -369,7 +369,7 @@ class FakeGitHub:
 @contextmanager
 def fake_github(monkeypatch) -> Iterator[FakeGitHub]:
     """A running FakeGitHub; mirrors made meanwhile skip PyGithub's 1 s pause between writes."""
-    from gh.mirror import DeploymentMirror
+    from chainpipe.gh.mirror import DeploymentMirror
 
     monkeypatch.setitem(DeploymentMirror.__init__.__kwdefaults__, "throttle", False)
     fake = FakeGitHub().start()

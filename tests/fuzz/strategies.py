@@ -3,9 +3,8 @@ surface (NUL, lone surrogates, control characters, over-long text, numbers beyon
 
 from __future__ import annotations
 
+from chainpipe.core.grammar import COMMANDS, Command, choices
 from hypothesis import strategies as st
-
-from core.grammar import COMMANDS, Command, choices
 
 HOSTILE_TEXT = st.one_of(
     st.sampled_from(["a\x00b", "\udcff", "bad\udcff", "x\ny", "\x1b[31mred", "\u2028", "", " ", "-", "--",

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from chainpipe.core.actor import Actor
+from chainpipe.core.config import load_settings
+from chainpipe.core.services.tokens import create_token
+from chainpipe.core.uow import UnitOfWork
 from hypothesis import given
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from core.actor import Actor
-from core.config import load_settings
-from core.services.tokens import create_token
-from core.uow import UnitOfWork
 from tests.fuzz.strategies import invocation
 from tests.fuzz.test_cli_fuzz import fingerprint
 
@@ -25,8 +25,8 @@ JSON_VALUES = st.recursive(
 
 @pytest.fixture
 def api(env, config_file):
-    from bot.server import create_asgi_app
-    from bot.settings import load_bot_settings
+    from chainpipe.bot.server import create_asgi_app
+    from chainpipe.bot.settings import load_bot_settings
 
     api_env = env | {"PIPE_SERVER_API_ONLY": "1"}
     with UnitOfWork(load_settings(api_env)) as uow:

@@ -14,7 +14,7 @@ TABLES = ("pipelines", "stages", "gates", "approvals", "artifacts", "deploys", "
 
 
 def fingerprint(url: str) -> tuple:
-    from core.db import get_engine
+    from chainpipe.core.db import get_engine
 
     with get_engine(url).connect() as conn:
         counts = tuple(conn.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar() for t in TABLES)

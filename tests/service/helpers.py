@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core.services.gates import approve_gate
-from core.services.pipelines import advance_stage, create_pipeline, start_pipeline
+from chainpipe.core.services.gates import approve_gate
+from chainpipe.core.services.pipelines import advance_stage, create_pipeline, start_pipeline
 
 
 def new_pipeline(run, actor, template: str = "feature", name: str = "auth") -> str:
@@ -26,7 +26,8 @@ def at_review_approved(run, actor, template: str = "feature") -> str:
 
 
 # What every racing process needs, imported once by the fork server rather than by each process.
-RACE_PRELOAD = ["pytest", "sqlmodel", "core.config", "core.uow", "core.services.gates", "core.services.monitoring"]
+RACE_PRELOAD = ["pytest", "sqlmodel", "chainpipe.core.config", "chainpipe.core.uow", "chainpipe.core.services.gates",
+                "chainpipe.core.services.monitoring"]
 
 
 def race(target, arg_lists: list[tuple]) -> list:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from chainpipe.core.errors import InvalidInput, InvalidTransition, NotFound
+from chainpipe.core.services.artifacts import add_artifact, get_artifact, list_artifacts
+from chainpipe.core.services.pipelines import cancel_pipeline
 
-from core.errors import InvalidInput, InvalidTransition, NotFound
-from core.services.artifacts import add_artifact, get_artifact, list_artifacts
-from core.services.pipelines import cancel_pipeline
 from tests.service.helpers import running_pipeline
 
 
@@ -84,7 +84,7 @@ def test_no_artifacts_on_a_closed_pipeline(run, alice):
 
 
 def test_find_artifact_by_name_and_version(run, alice, settings):
-    from core.uow import UnitOfWork
+    from chainpipe.core.uow import UnitOfWork
 
     pid = running_pipeline(run, alice)
     for _ in range(3):

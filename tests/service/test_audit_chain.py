@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from chainpipe.core.actor import Actor
+from chainpipe.core.db import get_engine
+from chainpipe.core.services.audit import ChainBroken, verify_audit
+from chainpipe.core.services.gates import approve_gate
+from chainpipe.core.services.pipelines import advance_stage, pause_pipeline, resume_pipeline
+from chainpipe.core.services.tokens import create_token, revoke_token
 from sqlalchemy import text
 
-from core.actor import Actor
-from core.db import get_engine
-from core.services.audit import ChainBroken, verify_audit
-from core.services.gates import approve_gate
-from core.services.pipelines import advance_stage, pause_pipeline, resume_pipeline
-from core.services.tokens import create_token, revoke_token
 from tests.service.helpers import race, running_pipeline
 
 
@@ -99,14 +99,14 @@ def test_an_inserted_row_is_found(run, settings, alice, bob):
 
 
 def test_verify_needs_one_thing_to_check(settings):
-    from core.errors import InvalidInput
+    from chainpipe.core.errors import InvalidInput
 
     with pytest.raises(InvalidInput, match="say what to verify"):
         verify_audit(settings)
 
 
 def _export(run, alice, pid, path) -> dict:
-    from core.services.queries import export_pipeline
+    from chainpipe.core.services.queries import export_pipeline
 
     data = run(export_pipeline, alice, pid, "json")
     path.write_text(json.dumps(data), encoding="utf-8")
@@ -155,7 +155,7 @@ def test_a_signed_export_verifies_with_the_right_key_only(run, env, config_file,
     with pytest.raises(ChainBroken, match="the signature does not match"):
         verify_audit(run.settings, file=str(path), public_key=str(other))
     # A forger who rewrites a row and recomputes the whole chain still cannot re-sign its head.
-    from core.rules.chain import link
+    from chainpipe.core.rules.chain import link
 
     chain = data["audit_chain"]
     chain["rows"][0]["actor"] = "mallory"
@@ -176,11 +176,11 @@ OPS = 170  # per process: 6 x 170 > 1,000 operations
 def _random_writer(env, pids, person, barrier, out):
     import random
 
-    from core.config import load_settings
-    from core.services.artifacts import add_artifact
-    from core.services.monitoring import record_metric
-    from core.services.tokens import create_token as make_token
-    from core.uow import UnitOfWork
+    from chainpipe.core.config import load_settings
+    from chainpipe.core.services.artifacts import add_artifact
+    from chainpipe.core.services.monitoring import record_metric
+    from chainpipe.core.services.tokens import create_token as make_token
+    from chainpipe.core.uow import UnitOfWork
 
     settings, actor, rng = load_settings(env), Actor(person), random.Random(person)
     barrier.wait()

@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import pytest
+from chainpipe.core.actor import Actor
+from chainpipe.core.config import load_settings
+from chainpipe.core.services.artifacts import list_artifacts
+from chainpipe.core.services.monitoring import list_events
+from chainpipe.core.services.queries import show_pipeline
 
-from core.actor import Actor
-from core.config import load_settings
-from core.services.artifacts import list_artifacts
-from core.services.monitoring import list_events
-from core.services.queries import show_pipeline
 from tests.service.helpers import race, running_pipeline
 
 pytestmark = pytest.mark.slow  # one spawned process per worker
@@ -19,10 +19,10 @@ ROUNDS = 8
 
 
 def _worker(env: dict, pid: str, person: str, barrier, out) -> None:
-    from core.services.artifacts import add_artifact
-    from core.services.gates import approve_gate
-    from core.services.monitoring import record_metric
-    from core.uow import UnitOfWork
+    from chainpipe.core.services.artifacts import add_artifact
+    from chainpipe.core.services.gates import approve_gate
+    from chainpipe.core.services.monitoring import record_metric
+    from chainpipe.core.uow import UnitOfWork
 
     settings = load_settings(env)
     actor = Actor(person)
@@ -48,7 +48,7 @@ def test_parallel_writers_lose_and_duplicate_nothing(run, env, config_file, alic
     config_file(f"[gates.code-review]\nrequired_approvals = {WORKERS + 1}\nreopen_on_new_artifact = false\n")
     run.reload(env)
     pid = running_pipeline(run, alice)
-    from core.services.pipelines import advance_stage
+    from chainpipe.core.services.pipelines import advance_stage
 
     run(advance_stage, alice, pid, "review")
     errors = race(_worker, [(env, pid, f"dev{n}") for n in range(WORKERS)])
@@ -66,7 +66,7 @@ def test_two_approvers_at_the_same_instant_both_count(run, env, config_file, ali
     config_file(f"[gates.code-review]\nrequired_approvals = {workers}\n")
     run.reload(env)
     pid = running_pipeline(run, alice)
-    from core.services.pipelines import advance_stage
+    from chainpipe.core.services.pipelines import advance_stage
 
     run(advance_stage, alice, pid, "review")
     results = race(_approve_once, [(env, pid, f"rev{n}") for n in range(workers)])
@@ -76,8 +76,8 @@ def test_two_approvers_at_the_same_instant_both_count(run, env, config_file, ali
 
 
 def _approve_once(env, pid, person, barrier, out):
-    from core.services.gates import approve_gate
-    from core.uow import UnitOfWork
+    from chainpipe.core.services.gates import approve_gate
+    from chainpipe.core.uow import UnitOfWork
 
     barrier.wait()
     try:

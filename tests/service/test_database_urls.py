@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from core import db
+from chainpipe.core import db
 
 
 @pytest.mark.parametrize("url,meant", [

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from chainpipe.core.errors import GateNotApproved, InvalidInput, InvalidTransition, NotFound
+from chainpipe.core.services.artifacts import add_artifact
+from chainpipe.core.services.deploys import list_deploys, record_deploy, rollback_deploy, show_deploy, update_deploy
+from chainpipe.core.services.pipelines import pause_pipeline
+from chainpipe.core.services.queries import audit_log, show_pipeline
 
-from core.errors import GateNotApproved, InvalidInput, InvalidTransition, NotFound
-from core.services.artifacts import add_artifact
-from core.services.deploys import list_deploys, record_deploy, rollback_deploy, show_deploy, update_deploy
-from core.services.pipelines import pause_pipeline
-from core.services.queries import audit_log, show_pipeline
 from tests.service.helpers import at_review_approved, running_pipeline
 
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
+from chainpipe.core.errors import InvalidInput
+from chainpipe.core.services.deploys import record_deploy, rollback_deploy, update_deploy
+from chainpipe.core.services.monitoring import record_metric
+from chainpipe.core.services.queries import pipeline_stats
 
-from core.errors import InvalidInput
-from core.services.deploys import record_deploy, rollback_deploy, update_deploy
-from core.services.monitoring import record_metric
-from core.services.queries import pipeline_stats
 from tests.service.helpers import at_review_approved
 
 H = 3600

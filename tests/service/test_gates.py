@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from chainpipe.core.actor import Actor
+from chainpipe.core.errors import Conflict, InvalidInput, InvalidTransition, NotAllowed
+from chainpipe.core.services.gates import approve_gate, reject_gate
+from chainpipe.core.services.pipelines import advance_stage, retry_pipeline
+from chainpipe.core.services.queries import show_pipeline
 
-from core.actor import Actor
-from core.errors import Conflict, InvalidInput, InvalidTransition, NotAllowed
-from core.services.gates import approve_gate, reject_gate
-from core.services.pipelines import advance_stage, retry_pipeline
-from core.services.queries import show_pipeline
 from tests.service.helpers import running_pipeline
 
 
@@ -72,8 +72,8 @@ def test_security_audit_needs_both_gates_each_with_its_own_trail(run, alice, bob
     pid = running_pipeline(run, alice, "security-audit")
     run(advance_stage, alice, pid, "review")
     run(approve_gate, alice, pid, "code-review", reason="code ok")
-    from core.errors import GateNotApproved
-    from core.services.pipelines import complete_pipeline
+    from chainpipe.core.errors import GateNotApproved
+    from chainpipe.core.services.pipelines import complete_pipeline
 
     with pytest.raises(GateNotApproved, match="gate not approved: security-review"):
         run(complete_pipeline, alice, pid)
@@ -132,8 +132,8 @@ def test_a_person_who_approved_cannot_also_reject_in_the_same_round(run, env, co
 
 
 def test_gate_status_tells_a_waiting_client_where_one_gate_stands(run, alice, bob):
-    from core.services.gates import gate_status
-    from core.services.pipelines import create_pipeline, pause_pipeline, resume_pipeline, start_pipeline
+    from chainpipe.core.services.gates import gate_status
+    from chainpipe.core.services.pipelines import create_pipeline, pause_pipeline, resume_pipeline, start_pipeline
 
     pid = run(create_pipeline, alice, name="s", template="bugfix")["id"]
     run(start_pipeline, alice, pid)

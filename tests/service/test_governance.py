@@ -6,14 +6,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from chainpipe.core.clock import iso
+from chainpipe.core.errors import CapExceeded, ConfigError, Conflict, InvalidInput, InvalidTransition, NotFound
+from chainpipe.core.models import AuditEvent, GovPipeline, GovRun
+from chainpipe.core.services import governance as gov
+from chainpipe.core.services import governance_runs as runs
+from chainpipe.core.uow import UnitOfWork
 from sqlmodel import select
-
-from core.clock import iso
-from core.errors import CapExceeded, ConfigError, Conflict, InvalidInput, InvalidTransition, NotFound
-from core.models import AuditEvent, GovPipeline, GovRun
-from core.services import governance as gov
-from core.services import governance_runs as runs
-from core.uow import UnitOfWork
 
 
 @pytest.fixture
@@ -206,7 +205,7 @@ def test_setters_floor_decimals_persist_and_are_audited(run, alice, settings):
 
 
 def test_a_corrupt_stored_setting_is_a_config_error(run, alice, settings):
-    from core.models import Setting
+    from chainpipe.core.models import Setting
 
     with UnitOfWork(settings) as uow:
         uow.add(Setting(key="gov.run_stuck_ms", value="ten"))

@@ -4,10 +4,10 @@ and unit of work) activate pipelines of one owner, or queue runs of one pipeline
 from __future__ import annotations
 
 import pytest
+from chainpipe.core.actor import Actor
+from chainpipe.core.services import governance as gov
+from chainpipe.core.services import governance_runs as runs
 
-from core.actor import Actor
-from core.services import governance as gov
-from core.services import governance_runs as runs
 from tests.service.helpers import race
 
 PROCESSES = 6
@@ -17,9 +17,9 @@ CAP = 5
 
 def _attempt(env: dict, pipeline_ids: list[str], run_ids: list[str], barrier, results) -> None:
     """Child process: wait for every sibling, race on activations, wait again, race on new runs."""
-    from core.config import load_settings
-    from core.errors import CapExceeded, PipeError
-    from core.uow import UnitOfWork
+    from chainpipe.core.config import load_settings
+    from chainpipe.core.errors import CapExceeded, PipeError
+    from chainpipe.core.uow import UnitOfWork
 
     settings = load_settings(env)
     actor = Actor("child", "cli")

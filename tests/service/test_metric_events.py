@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from chainpipe.core.errors import InvalidInput
+from chainpipe.core.services.deploys import record_deploy
+from chainpipe.core.services.monitoring import list_events, monitor_status, record_metric
 
-from core.errors import InvalidInput
-from core.services.deploys import record_deploy
-from core.services.monitoring import list_events, monitor_status, record_metric
 from tests.service.helpers import at_review_approved, running_pipeline
 
 
@@ -48,6 +48,6 @@ def test_events_accumulate_newest_first_and_are_never_replaced(run, alice):
 
 
 def test_the_services_offer_no_way_to_edit_or_delete_events():
-    import core.services.monitoring as monitoring
+    import chainpipe.core.services.monitoring as monitoring
 
     assert not [n for n in dir(monitoring) if n.startswith(("delete", "update", "edit", "remove"))]

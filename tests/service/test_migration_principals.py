@@ -3,11 +3,11 @@ revoked token's name is free again — on SQLite (table rebuilt) and PostgreSQL 
 
 from __future__ import annotations
 
+from chainpipe.core import db
+from chainpipe.core.actor import Actor
+from chainpipe.core.services.tokens import create_token, revoke_token
 from sqlalchemy import inspect, text
 
-from core import db
-from core.actor import Actor
-from core.services.tokens import create_token, revoke_token
 from tests.service.helpers import new_pipeline
 
 BEFORE = 2  # the version before principals

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from chainpipe.core.models import AuditEvent, VerdictEvent
+from chainpipe.core.services.deploys import record_deploy, rollback_deploy, show_deploy
+from chainpipe.core.services.monitoring import monitor_status, record_metric
+from chainpipe.core.uow import UnitOfWork
 from sqlmodel import select
 
-from core.models import AuditEvent, VerdictEvent
-from core.services.deploys import record_deploy, rollback_deploy, show_deploy
-from core.services.monitoring import monitor_status, record_metric
-from core.uow import UnitOfWork
 from tests.service.helpers import at_review_approved
 
 

@@ -5,13 +5,13 @@ row lock on the pipeline)."""
 from __future__ import annotations
 
 import pytest
+from chainpipe.core.actor import Actor
+from chainpipe.core.config import load_settings
+from chainpipe.core.models import AuditEvent, VerdictEvent
+from chainpipe.core.services.deploys import record_deploy, show_deploy
+from chainpipe.core.uow import UnitOfWork
 from sqlmodel import select
 
-from core.actor import Actor
-from core.config import load_settings
-from core.models import AuditEvent, VerdictEvent
-from core.services.deploys import record_deploy, show_deploy
-from core.uow import UnitOfWork
 from tests.service.helpers import at_review_approved, race
 
 pytestmark = pytest.mark.slow  # one spawned process per worker
@@ -21,7 +21,7 @@ ROUNDS = 2
 
 
 def _recorder(env: dict, pid: str, person: str, barrier, out) -> None:
-    from core.services.monitoring import record_metric
+    from chainpipe.core.services.monitoring import record_metric
 
     settings = load_settings(env)
     results = []

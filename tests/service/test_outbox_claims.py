@@ -3,8 +3,9 @@ leaves every other pipeline's to other claimants."""
 
 from __future__ import annotations
 
-from core.services import notifications as outbox
-from core.uow import UnitOfWork
+from chainpipe.core.services import notifications as outbox
+from chainpipe.core.uow import UnitOfWork
+
 from tests.service.helpers import running_pipeline
 
 

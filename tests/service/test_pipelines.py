@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-from core.errors import GateNotApproved, InvalidInput, InvalidTransition, NotFound
-from core.services.gates import approve_gate
-from core.services.pipelines import (
+from chainpipe.core.errors import GateNotApproved, InvalidInput, InvalidTransition, NotFound
+from chainpipe.core.services.gates import approve_gate
+from chainpipe.core.services.pipelines import (
     advance_stage,
     cancel_pipeline,
     complete_pipeline,
@@ -17,7 +16,8 @@ from core.services.pipelines import (
     retry_pipeline,
     start_pipeline,
 )
-from core.services.queries import audit_log, show_pipeline
+from chainpipe.core.services.queries import audit_log, show_pipeline
+
 from tests.service.helpers import new_pipeline, running_pipeline
 
 

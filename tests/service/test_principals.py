@@ -4,15 +4,15 @@ names it; one principal gives one decision per round; tokens come in two kinds."
 from __future__ import annotations
 
 import pytest
+from chainpipe.core.actor import Actor
+from chainpipe.core.errors import Conflict, NotAllowed, NotFound
+from chainpipe.core.models import Approval, AuditEvent
+from chainpipe.core.services.gates import approve_gate, reject_gate
+from chainpipe.core.services.queries import show_pipeline
+from chainpipe.core.services.tokens import create_token, find_token, revoke_token, rotate_token
+from chainpipe.core.uow import UnitOfWork
 from sqlmodel import select
 
-from core.actor import Actor
-from core.errors import Conflict, NotAllowed, NotFound
-from core.models import Approval, AuditEvent
-from core.services.gates import approve_gate, reject_gate
-from core.services.queries import show_pipeline
-from core.services.tokens import create_token, find_token, revoke_token, rotate_token
-from core.uow import UnitOfWork
 from tests.service.helpers import running_pipeline
 
 CI = Actor("token:ci", "api", principal="token:ci", on_behalf_of="github:octocat", service=True)
@@ -20,7 +20,7 @@ SCANNER = Actor("token:scanner", "api", principal="token:scanner", service=True)
 
 
 def at_review(run, actor, template="security-audit"):
-    from core.services.pipelines import advance_stage
+    from chainpipe.core.services.pipelines import advance_stage
 
     pid = running_pipeline(run, actor, template=template)
     run(advance_stage, actor, pid, "review")

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from core.actor import Actor
-from core.services import protection
-from core.services.audit import verify_audit
-from core.services.gates import approve_gate, reject_gate
-from core.services.pipelines import advance_stage, create_pipeline, start_pipeline
-from core.uow import UnitOfWork
+from chainpipe.core.actor import Actor
+from chainpipe.core.services import protection
+from chainpipe.core.services.audit import verify_audit
+from chainpipe.core.services.gates import approve_gate, reject_gate
+from chainpipe.core.services.pipelines import advance_stage, create_pipeline, start_pipeline
+from chainpipe.core.uow import UnitOfWork
 
 RUN_URL = "https://github.com/acme/shop/actions/runs/9001"
 APP = Actor("github-app:77", "github", RUN_URL, principal="github-app:77", service=True)

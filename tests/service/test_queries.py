@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from chainpipe.core.errors import InvalidInput
+from chainpipe.core.services.deploys import record_deploy, rollback_deploy
+from chainpipe.core.services.monitoring import record_metric
+from chainpipe.core.services.queries import export_pipeline, list_pipelines, pipeline_stats
 
-from core.errors import InvalidInput
-from core.services.deploys import record_deploy, rollback_deploy
-from core.services.monitoring import record_metric
-from core.services.queries import export_pipeline, list_pipelines, pipeline_stats
 from tests.service.helpers import at_review_approved, new_pipeline
 
 
@@ -24,7 +24,7 @@ def test_list_is_newest_first_with_filters_and_limit(run, alice):
 
 
 def test_show_lists_the_latest_value_of_each_metric(run, alice):
-    from core.services.queries import show_pipeline
+    from chainpipe.core.services.queries import show_pipeline
 
     pid = at_review_approved(run, alice)
     for metric, value in (("cpu", 10), ("error_rate", 0.5), ("cpu", 30)):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from chainpipe.core.errors import GateNotApproved, NotAllowed
+from chainpipe.core.services.artifacts import add_artifact
+from chainpipe.core.services.deploys import record_deploy
+from chainpipe.core.services.gates import approve_gate
+from chainpipe.core.services.pipelines import advance_stage
+from chainpipe.core.services.queries import export_pipeline, show_pipeline
 
-from core.errors import GateNotApproved, NotAllowed
-from core.services.artifacts import add_artifact
-from core.services.deploys import record_deploy
-from core.services.gates import approve_gate
-from core.services.pipelines import advance_stage
-from core.services.queries import export_pipeline, show_pipeline
 from tests.service.helpers import running_pipeline
 
 DIGEST1, DIGEST2 = "sha256:" + "1" * 64, "sha256:" + "2" * 64

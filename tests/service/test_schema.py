@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from chainpipe.core import db
+from chainpipe.core.errors import ConfigError
+from chainpipe.core.services.queries import list_pipelines
 from sqlalchemy import inspect, text
 
-from core import db
-from core.errors import ConfigError
-from core.services.queries import list_pipelines
 from tests.service.helpers import new_pipeline
 
 

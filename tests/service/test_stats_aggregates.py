@@ -10,16 +10,16 @@ import random
 from datetime import timedelta
 
 import pytest
+from chainpipe.core import db, migrations
+from chainpipe.core.actor import Actor
+from chainpipe.core.aggregates import COUNTS, DAYS, FACTS, counted, fill, stored_counts
+from chainpipe.core.clock import iso
+from chainpipe.core.errors import PipeError
+from chainpipe.core.services import artifacts, deploys, gates, monitoring, pipelines
+from chainpipe.core.services.audit import verify_audit
+from chainpipe.core.services.queries import pipeline_stats
 from sqlalchemy import text
 
-from core import db, migrations
-from core.actor import Actor
-from core.aggregates import COUNTS, DAYS, FACTS, counted, fill, stored_counts
-from core.clock import iso
-from core.errors import PipeError
-from core.services import artifacts, deploys, gates, monitoring, pipelines
-from core.services.audit import verify_audit
-from core.services.queries import pipeline_stats
 from tests.service.helpers import at_review_approved
 
 TARGETS = ("production", "staging", "qa")
@@ -223,8 +223,8 @@ def test_an_older_database_gets_its_aggregates_from_the_migration(run, settings,
 
 def _deployer(env: dict, pid: str, person: str, barrier, out) -> None:
     """Deploy, succeed, break and roll back on one target, from one pipeline of many."""
-    from core.config import load_settings
-    from core.uow import UnitOfWork
+    from chainpipe.core.config import load_settings
+    from chainpipe.core.uow import UnitOfWork
 
     settings, actor, rng, errors = load_settings(env), Actor(person), random.Random(person), []
 

@@ -4,10 +4,9 @@ a write cut short by an error leave nothing behind (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import pytest
+from chainpipe.core.models import AuditEvent
+from chainpipe.core.uow import UnitOfWork
 from sqlmodel import func, select
-
-from core.models import AuditEvent
-from core.uow import UnitOfWork
 
 
 def audit_rows(settings) -> list[str]:

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from cli import action
-from cli.action_steps import ROUTES, Run
-from core.errors import InvalidInput
-from core.grammar import get_command
+from chainpipe.cli import action
+from chainpipe.cli.action_steps import ROUTES, Run
+from chainpipe.core.errors import InvalidInput
+from chainpipe.core.grammar import get_command
 
 META = yaml.safe_load((Path(__file__).resolve().parents[2] / "action.yml").read_text(encoding="utf-8"))
 CALLS = [(name, call) for name, route in ROUTES.items() for call in route.calls]

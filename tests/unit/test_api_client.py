@@ -4,8 +4,8 @@ becomes an exit code, retries within the timeout, no retry after a read timeout,
 from __future__ import annotations
 
 import pytest
+from chainpipe.cli.api_client import ApiClient, RemoteError
 
-from cli.api_client import ApiClient, RemoteError
 from tests.fakes.api import Answer, FakeApi
 
 TOKEN = "cp_test-token-0123456789"

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from core.errors import InvalidInput
-from core.grammar import COMMANDS, INT64, LIMIT_MAX, get_command, parse_args
+from chainpipe.core.errors import InvalidInput
+from chainpipe.core.grammar import COMMANDS, INT64, LIMIT_MAX, get_command, parse_args
 
 
 def bind(name, values, **kw):

@@ -1,8 +1,7 @@
 from __future__ import annotations
 
 import pytest
-
-from core.catalogue import (
+from chainpipe.core.catalogue import (
     ARTIFACT_TYPES,
     BUILTIN_TEMPLATES,
     DEPLOY_STRATEGIES,
@@ -11,7 +10,7 @@ from core.catalogue import (
     make_template,
     resolve_stage,
 )
-from core.errors import ConfigError, InvalidInput
+from chainpipe.core.errors import ConfigError, InvalidInput
 
 
 def test_there_are_seven_stages_in_delivery_order():

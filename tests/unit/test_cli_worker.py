@@ -10,9 +10,8 @@ import socket
 import threading
 
 import pytest
-
-from cli import worker, worker_client
-from cli.worker_client import ACCEPTED, REFUSED, config_key, forward, send_frame, socket_path, wanted
+from chainpipe.cli import worker, worker_client
+from chainpipe.cli.worker_client import ACCEPTED, REFUSED, config_key, forward, send_frame, socket_path, wanted
 
 pytestmark = pytest.mark.skipif(not hasattr(socket, "SO_PEERCRED"), reason="needs SO_PEERCRED")
 

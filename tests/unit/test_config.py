@@ -1,9 +1,8 @@
 from __future__ import annotations
 
 import pytest
-
-from core.config import load_settings, redact_url
-from core.errors import ConfigError
+from chainpipe.core.config import load_settings, redact_url
+from chainpipe.core.errors import ConfigError
 
 
 def _settings(tmp_path, text: str, **env):
@@ -71,8 +70,8 @@ def test_a_config_path_that_is_a_directory_is_a_config_error(tmp_path):
 
 
 def test_cli_allow_as_is_on_by_default_and_can_be_switched_off(tmp_path):
-    from core.actor import local_actor, os_user
-    from core.errors import NotAllowed
+    from chainpipe.core.actor import local_actor, os_user
+    from chainpipe.core.errors import NotAllowed
 
     cfg = tmp_path / "c.toml"
     cfg.write_text("[cli]\nallow_as = false\n", encoding="utf-8")

@@ -7,10 +7,9 @@ import os
 import stat
 
 import pytest
-
-from cli import credentials
-from cli.credentials import Remote, check_server_url, credentials_path, find, remove, save
-from core.errors import ConfigError, InvalidInput
+from chainpipe.cli import credentials
+from chainpipe.cli.credentials import Remote, check_server_url, credentials_path, find, remove, save
+from chainpipe.core.errors import ConfigError, InvalidInput
 
 TOKEN = "cp_personal-0123456789abcdef"
 

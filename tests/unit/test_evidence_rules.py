@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-from core.config import load_settings
-from core.errors import ConfigError
-from core.rules.evidence import (
+from chainpipe.core.config import load_settings
+from chainpipe.core.errors import ConfigError
+from chainpipe.core.rules.evidence import (
     Covered,
     Separation,
     approval_refusal,

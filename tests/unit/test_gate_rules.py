@@ -5,10 +5,9 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-
-from core.config import GatePolicy
-from core.errors import InvalidTransition, NotAllowed
-from core.rules.gates import can_decide, gate_state
+from chainpipe.core.config import GatePolicy
+from chainpipe.core.errors import InvalidTransition, NotAllowed
+from chainpipe.core.rules.gates import can_decide, gate_state
 
 OPEN = GatePolicy()
 LEADS = GatePolicy(approvers=("carol",), groups=("leads",), members=frozenset({"carol", "dave"}),

@@ -6,11 +6,10 @@ from __future__ import annotations
 from types import SimpleNamespace as NS
 
 import pytest
-
-from bot.settings import SettingsError, load_github_app
-from core.config import load_settings
-from core.errors import ConfigError
-from core.rules.protection import protection_verdict
+from chainpipe.bot.settings import SettingsError, load_github_app
+from chainpipe.core.config import load_settings
+from chainpipe.core.errors import ConfigError
+from chainpipe.core.rules.protection import protection_verdict
 
 KEY = "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----"
 SECRET = "s" * 20

@@ -6,9 +6,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-
-from core.errors import InvalidTransition
-from core.machine import PIPELINE_V2, RUN_V2, fire
+from chainpipe.core.errors import InvalidTransition
+from chainpipe.core.machine import PIPELINE_V2, RUN_V2, fire
 
 # Written out from docs/governance.md, not derived from the tables, so a changed table fails here.
 PIPELINE_EXPECTED = {
@@ -70,7 +69,7 @@ def test_refusal_names_the_states_the_trigger_is_allowed_from():
 
 
 def test_enums_v2_lists_the_tables_without_a_database():
-    from core.services.governance_enums import list_enums_v2
+    from chainpipe.core.services.governance_enums import list_enums_v2
 
     enums = list_enums_v2(None)
     assert enums["pipeline_terminal"] == ["archived"]
@@ -83,7 +82,7 @@ def test_enums_v2_lists_the_tables_without_a_database():
 
 
 def test_optional_positional_reason_parses_with_and_without_it():
-    from core.grammar import COMMANDS, parse_args, usage
+    from chainpipe.core.grammar import COMMANDS, parse_args, usage
 
     cmd = COMMANDS["fail-run-v2"]
     assert parse_args(cmd, ["r1"]) == {"run_id": "r1", "reason": None}
@@ -92,8 +91,8 @@ def test_optional_positional_reason_parses_with_and_without_it():
 
 
 def test_every_v2_command_is_registered_in_the_shared_grammar():
-    from core.grammar import COMMANDS
-    from core.grammar_v2 import V2_COMMANDS
+    from chainpipe.core.grammar import COMMANDS
+    from chainpipe.core.grammar_v2 import V2_COMMANDS
 
     names = {c.name for c in V2_COMMANDS}
     assert names <= set(COMMANDS)

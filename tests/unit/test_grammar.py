@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 import typer
-
-from cli.main import app
-from core.errors import InvalidInput
-from core.grammar import COMMANDS, parse_args, usage
+from chainpipe.cli.main import app
+from chainpipe.core.errors import InvalidInput
+from chainpipe.core.grammar import COMMANDS, parse_args, usage
 
 
 def _sample_argv(command, with_options: bool) -> list[str]:

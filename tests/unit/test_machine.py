@@ -5,9 +5,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-
-from core.errors import InvalidTransition
-from core.machine import DEPLOY, GATE, MACHINES, PIPELINE, STAGE, Machine, check_shape, fire
+from chainpipe.core.errors import InvalidTransition
+from chainpipe.core.machine import DEPLOY, GATE, MACHINES, PIPELINE, STAGE, Machine, check_shape, fire
 
 ALL = list(MACHINES.values())
 

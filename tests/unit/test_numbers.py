@@ -6,8 +6,7 @@ import json
 import math
 
 import pytest
-
-from core.numbers import duration, number, tidy
+from chainpipe.core.numbers import duration, number, tidy
 
 
 def test_tidy_removes_float_noise_at_any_depth_and_keeps_the_shape():

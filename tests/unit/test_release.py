@@ -71,7 +71,7 @@ def test_the_app_manifest_asks_for_what_the_server_needs_and_no_more():
     assert manifest["default_permissions"] == {"deployments": "write", "actions": "read", "metadata": "read"}
     assert manifest["default_events"] == ["deployment_protection_rule"]
     assert manifest["hook_attributes"]["url"].endswith("/github/webhook") and manifest["public"] is False
-    from bot.github_webhook import EVENT
+    from chainpipe.bot.github_webhook import EVENT
 
     assert EVENT in manifest["default_events"]
     doc = (ROOT / "docs" / "github-app.md").read_text()

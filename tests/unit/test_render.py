@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from cli import render
+from chainpipe.cli import render
 
 
 def test_tables_align_wide_characters_by_display_width():

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-from core.config import load_settings
-from core.errors import ConfigError
-from core.rules.metrics import MetricRule, change, judge, regression, sparkline, verdict_reason, worst
+from chainpipe.core.config import load_settings
+from chainpipe.core.errors import ConfigError
+from chainpipe.core.rules.metrics import MetricRule, change, judge, regression, sparkline, verdict_reason, worst
 
 LOWER = MetricRule("lower", degraded=0.05, unhealthy=0.1, tolerance=0.2)
 HIGHER = MetricRule("higher", degraded=99.0, unhealthy=95.0, tolerance=0.1)
@@ -163,7 +162,7 @@ def test_rule_file_errors_are_one_clear_line(tmp_path, body, message):
 def test_the_docs_carry_the_dora_definitions_that_explain_prints():
     from pathlib import Path
 
-    from core.services.dora import DEFINITIONS
+    from chainpipe.core.services.dora import DEFINITIONS
 
     doc = (Path(__file__).parents[2] / "docs" / "monitoring.md").read_text(encoding="utf-8")
     missing = [name for name, text in DEFINITIONS.items() if text not in doc]

@@ -7,7 +7,7 @@ import re
 import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta, timezone
 
-from bot.web.svg import BUCKETS, Chart, downsample, render
+from chainpipe.bot.web.svg import BUCKETS, Chart, downsample, render
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
 NS = "{http://www.w3.org/2000/svg}"
