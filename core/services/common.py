@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import NamedTuple
 
-from chainpipe.core.catalogue import GATE_KINDS, STAGES, resolve_stage
+from chainpipe.core.catalogue import GATE_KINDS, STAGES, resolve_stage, unknown
 from chainpipe.core.errors import GateNotApproved, InvalidInput
 from chainpipe.core.machine import GATE, PIPELINE, STAGE, fire
 from chainpipe.core.models import Approval, Artifact, Gate, Pipeline, Stage
@@ -146,7 +146,7 @@ def get_gate(gates: list[Gate], pipeline: Pipeline, name: str) -> Gate:
         if gate.name == name:
             return gate
     if name not in GATE_KINDS:
-        raise InvalidInput(f"unknown gate: {name}; allowed: {', '.join(GATE_KINDS)}")
+        raise unknown("gate", name, GATE_KINDS)
     have = ", ".join(g.name for g in gates) or "none"
     raise InvalidInput(f"pipeline {pipeline.id} has no gate {name}; its gates: {have}")
 

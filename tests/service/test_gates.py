@@ -146,3 +146,12 @@ def test_gate_status_tells_a_waiting_client_where_one_gate_stands(run, alice, bo
     run(approve_gate, bob, pid, "code-review")
     status = run(gate_status, alice, pid, "code-review")
     assert status["state"] == "approved" and [a["person"] for a in status["approvals"]] == ["bob"]
+
+
+def test_a_mistyped_gate_gets_a_did_you_mean(run, alice):
+    pid = running_pipeline(run, alice)
+    run(advance_stage, alice, pid, "review")
+    with pytest.raises(InvalidInput, match=r"^unknown gate: code-reveiw; did you mean code-review\?$"):
+        run(approve_gate, alice, pid, "code-reveiw")
+    with pytest.raises(InvalidInput, match=r"^unknown gate: qa; allowed: code-review, security-review$"):
+        run(approve_gate, alice, pid, "qa")
