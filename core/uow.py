@@ -156,10 +156,11 @@ class UnitOfWork:
 
     def commit(self) -> None:
         self.flush()
-        for then, items in self._deferred.values():
-            then(items)
-        self._deferred = {}
-        self.flush()
+        if self._deferred:
+            for then, items in self._deferred.values():
+                then(items)
+            self._deferred = {}
+            self.flush()
         if self._session is not None:
             self._session.flush()
         self._store_heads()
