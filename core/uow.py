@@ -4,6 +4,9 @@ A write unit of work starts with ``BEGIN IMMEDIATE`` on SQLite (one writer at a 
 updates, no "database is locked" half-way through) and locks the pipeline row it changes with
 ``SELECT … FOR UPDATE`` on PostgreSQL. It rolls back unless ``commit()`` was called.
 
+A writer locks its pipeline first: ``get_pipeline(id, lock=True)``, or ``get_pipeline_with(id, also)``,
+which also reads the rows the writer needs next (`Also`) — in the same statement on SQLite.
+
 The write paths talk SQLAlchemy Core on ``conn`` and change `Record`s (core/records.py), which
 the unit of work writes back at commit; ``session`` is an ORM session on the same connection and
 transaction, for the paths that read or write mapped objects. At commit, in this order: changed
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from weakref import WeakKeyDictionary
 
@@ -26,46 +30,66 @@ from chainpipe.core.clock import utcnow
 from chainpipe.core.config import Settings, load_settings
 from chainpipe.core.db import WRITE_OPTION, get_engine
 from chainpipe.core.errors import ConfigError, NotFound
-from chainpipe.core.models import AuditChain, AuditEvent, Deploy, Pipeline, Stage
+from chainpipe.core.models import AuditChain, AuditEvent, Deploy, Pipeline
 from chainpipe.core.records import Record, defaults, insert_into, insert_rows, update_by_seq
 from chainpipe.core.rules.chain import chain_of, link
-from sqlalchemy import Connection, Engine, bindparam, func, select
+from sqlalchemy import Connection, Engine, bindparam, select
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 PIPELINES, DEPLOYS, AUDIT, HEADS = Pipeline.__table__, Deploy.__table__, AuditEvent.__table__, AuditChain.__table__
-STAGES = Stage.__table__
 _PIPELINE = select(PIPELINES).where(PIPELINES.c.id == bindparam("id"))
 _PIPELINE_LOCKED = _PIPELINE.with_for_update()
-_LATEST = DEPLOYS.alias("latest")
-# What a writer may need right after the pipeline: the stage it is at (its current stage, or its
-# first before it starts), or its latest deploy.
-_CHILDREN = {
-    "stage": (STAGES, (STAGES.c.seq, STAGES.c.name, STAGES.c.status),
-              (STAGES.c.pipeline_id == PIPELINES.c.id) & ((STAGES.c.name == PIPELINES.c.current_stage) | (
-                  PIPELINES.c.current_stage.is_(None) & (STAGES.c.position == 0)))),
-    "deploy": (DEPLOYS, tuple(DEPLOYS.c),
-               DEPLOYS.c.seq == select(func.max(_LATEST.c.seq)).where(_LATEST.c.pipeline_id == PIPELINES.c.id)
-               .correlate(PIPELINES).scalar_subquery()),
-}
-_CHILD = {name: select(*columns).select_from(PIPELINES.join(table, on)).where(PIPELINES.c.id == bindparam("id"))
-          for name, (table, columns, on) in _CHILDREN.items()}
-# SQLite: BEGIN IMMEDIATE already holds the database, so what a writer needs next — the chain's
-# head, a child row — comes in the same read as the pipeline.
 _PIPELINE_AND_HEAD = (select(PIPELINES, HEADS.c.head_hash.label("chain_head"), HEADS.c.length.label("chain_length"))
                       .outerjoin(HEADS, HEADS.c.chain == bindparam("chain")).where(PIPELINES.c.id == bindparam("id")))
-_PIPELINE_HEAD_AND = {
-    name: select(*_PIPELINE_AND_HEAD.selected_columns, *(c.label(f"child_{c.name}") for c in columns))
-    .select_from(PIPELINES.outerjoin(HEADS, HEADS.c.chain == bindparam("chain")).outerjoin(table, on))
-    .where(PIPELINES.c.id == bindparam("id"))
-    for name, (table, columns, on) in _CHILDREN.items()
-}
+
+
+@dataclass(frozen=True, eq=False)
+class Also:
+    """Rows a writer reads right after locking a pipeline: ``columns`` over ``joins`` (tables
+    joined to ``pipelines`` one after the other, each with its ON clause), in ``order``.
+
+    On SQLite they come in the same statement as the pipeline and its chain's head (BEGIN IMMEDIATE
+    already holds the database); on PostgreSQL in a second statement after the lock (a row joined
+    to a FOR UPDATE read may be stale there). Either way: one row per match, or one row of NULLs.
+    """
+
+    columns: tuple
+    joins: tuple = ()
+    order: tuple = ()
+
+    def alone(self):
+        """The rows on their own, for the pipeline :id."""
+        return self._statement(select(*self.columns), PIPELINES)
+
+    def with_pipeline(self):
+        """The pipeline, its chain's head (:chain) and the rows, in one statement."""
+        columns = (*_PIPELINE_AND_HEAD.selected_columns, *(c.label(f"also_{i}") for i, c in enumerate(self.columns)))
+        return self._statement(select(*columns), PIPELINES.outerjoin(HEADS, HEADS.c.chain == bindparam("chain")))
+
+    def _statement(self, stmt, base):
+        for table, on in self.joins:
+            base = base.outerjoin(table, on)
+        return stmt.select_from(base).where(PIPELINES.c.id == bindparam("id")).order_by(*self.order)
+
+
 _DEPLOY = select(DEPLOYS).where(DEPLOYS.c.id == bindparam("id"))
 _HEAD = select(HEADS.c.head_hash, HEADS.c.length).where(HEADS.c.chain == bindparam("chain"))
 _HEAD_LOCKED = _HEAD.with_for_update()
 _HEAD_UPDATE = HEADS.update().where(HEADS.c.chain == bindparam("c")).values(head_hash=bindparam("h"),
                                                                             length=bindparam("n"))
 _write_binds: WeakKeyDictionary[Engine, Engine] = WeakKeyDictionary()
+_PIPELINE_COLUMNS = [c.name for c in PIPELINES.c]
+_statements: dict[tuple, object] = {}
+
+
+def _statement(also: Also, with_pipeline: bool):
+    """``also``'s statement, built once."""
+    key = (also, with_pipeline)
+    stmt = _statements.get(key)
+    if stmt is None:
+        stmt = _statements[key] = also.with_pipeline() if with_pipeline else also.alone()
+    return stmt
 
 
 def _write_bind(engine: Engine) -> Engine:
@@ -244,35 +268,41 @@ class UnitOfWork:
     # ---- pipelines and deploys -----------------------------------------------------------------
 
     def get_pipeline(self, pipeline_id: str, *, lock: bool = False) -> Record:
-        return self._pipeline(pipeline_id, lock=lock)[0]
+        return self._pipeline(pipeline_id, lock=lock)
 
-    def get_pipeline_with(self, pipeline_id: str, child: str) -> tuple[Record, Record | None]:
-        """The pipeline, locked, and one row that depends on it: ``"stage"``, the stage it is at (its
-        first, before it starts: seq, name, status), or ``"deploy"``, its latest deploy."""
-        return self._pipeline(pipeline_id, lock=True, child=child)
+    def get_pipeline_with(self, pipeline_id: str, also: Also, **params) -> tuple[Record, list]:
+        """The pipeline, locked, and the rows ``also`` reads (as tuples of its columns)."""
+        if self.dialect != "sqlite":
+            return self.get_pipeline(pipeline_id, lock=True), self.rows_of(pipeline_id, also, **params)
+        chain = f"pipeline:{pipeline_id}"
+        rows = self.conn.execute(_statement(also, True), {"id": pipeline_id, "chain": chain} | params).all()
+        if not rows:
+            raise NotFound(f"pipeline not found: {pipeline_id}")
+        split = len(_PIPELINE_AND_HEAD.selected_columns)
+        self._seed_head(chain, rows[0][split - 2], rows[0][split - 1])
+        pipeline = self.track(Record(PIPELINES, dict(zip(_PIPELINE_COLUMNS, rows[0][:split - 2], strict=True))))
+        return pipeline, [row[split:] for row in rows]
 
-    def _pipeline(self, pipeline_id: str, *, lock: bool, child: str | None = None) -> tuple[Record, Record | None]:
-        found = None
+    def rows_of(self, pipeline_id: str, also: Also, **params) -> list:
+        """The rows ``also`` reads for the pipeline, without locking it."""
+        return list(self.conn.execute(_statement(also, False), {"id": pipeline_id} | params))
+
+    def _pipeline(self, pipeline_id: str, *, lock: bool) -> Record:
         if lock and self.dialect == "sqlite":
             chain = f"pipeline:{pipeline_id}"
-            stmt = _PIPELINE_HEAD_AND[child] if child else _PIPELINE_AND_HEAD
-            row = self.record(PIPELINES, stmt, {"id": pipeline_id, "chain": chain})
+            row = self.record(PIPELINES, _PIPELINE_AND_HEAD, {"id": pipeline_id, "chain": chain})
             if row is not None:
-                values = row._values
-                head, length = values.pop("chain_head"), values.pop("chain_length")
-                if chain not in self._heads:
-                    self._heads[chain] = _Head(head or None, length or 0, length is not None)
-                if child:
-                    table, columns, _ = _CHILDREN[child]
-                    values = {c.name: values.pop(f"child_{c.name}") for c in columns}
-                    found = self.track(Record(table, values)) if values["seq"] is not None else None
+                self._seed_head(chain, row._values.pop("chain_head"), row._values.pop("chain_length"))
         else:
             row = self.record(PIPELINES, _PIPELINE_LOCKED if lock else _PIPELINE, {"id": pipeline_id})
-            if row is not None and child:
-                found = self.record(_CHILDREN[child][0], _CHILD[child], {"id": pipeline_id})
         if row is None:
             raise NotFound(f"pipeline not found: {pipeline_id}")
-        return row, found
+        return row
+
+    def _seed_head(self, chain: str, head: str | None, length: int | None) -> None:
+        """The chain's head, read with the pipeline under SQLite's BEGIN IMMEDIATE."""
+        if chain not in self._heads:
+            self._heads[chain] = _Head(head or None, length or 0, length is not None)
 
     def get_deploy(self, deploy_id: str, *, lock: bool = False) -> Record:
         row = self.record(DEPLOYS, _DEPLOY, {"id": deploy_id})

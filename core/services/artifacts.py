@@ -14,13 +14,15 @@ from chainpipe.core.machine import PIPELINE, fire
 from chainpipe.core.models import Artifact
 from chainpipe.core.rules.evidence import covered_from, stale_by
 from chainpipe.core.services.common import ARTIFACT_T, current_approvals, reopen_gate, template_stage
-from chainpipe.core.uow import Actor, UnitOfWork
+from chainpipe.core.uow import PIPELINES, Actor, Also, UnitOfWork
 from chainpipe.core.views import artifact_view
 from sqlalchemy import bindparam, func
 from sqlmodel import select
 
-_LATEST_VERSION = select(func.max(ARTIFACT_T.c.version)).where(
-    ARTIFACT_T.c.pipeline_id == bindparam("p"), ARTIFACT_T.c.name == bindparam("name"))
+# What artifact-add reads after locking the pipeline: the latest version of the name (:name).
+LATEST_VERSION = Also((select(func.max(ARTIFACT_T.c.version)).where(
+    ARTIFACT_T.c.pipeline_id == PIPELINES.c.id, ARTIFACT_T.c.name == bindparam("name"))
+    .correlate(PIPELINES).scalar_subquery(),))
 
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
@@ -58,10 +60,9 @@ def add_artifact(
         if digest and digest != computed:
             raise InvalidInput(f"--digest {digest} does not match the file's {computed}")
         digest, path = computed, str(Path(path).expanduser().resolve())
-    pipeline = uow.get_pipeline(pipeline_id, lock=True)
+    pipeline, [(latest,)] = uow.get_pipeline_with(pipeline_id, LATEST_VERSION, name=name)
     fire(PIPELINE, pipeline, "add-artifact")
     stage = template_stage(uow, pipeline, stage) if stage else pipeline.current_stage
-    latest = uow.conn.execute(_LATEST_VERSION, {"p": pipeline.id, "name": name}).scalar()
     row = uow.insert(ARTIFACT_T, {
         "id": new_id("art"), "pipeline_id": pipeline.id, "name": name, "version": (latest or 0) + 1, "type": type,
         "stage": stage, "path": path, "uri": uri, "digest": digest, "size": size,

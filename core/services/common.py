@@ -15,7 +15,7 @@ from chainpipe.core.machine import GATE, PIPELINE, STAGE, fire
 from chainpipe.core.models import Approval, Artifact, Gate, Pipeline, Stage
 from chainpipe.core.records import Record
 from chainpipe.core.rules.evidence import Covered, covered_from
-from chainpipe.core.uow import Actor, UnitOfWork
+from chainpipe.core.uow import PIPELINES, Actor, Also, UnitOfWork
 from sqlalchemy import bindparam, select
 
 STAGE_T, GATE_T, APPROVAL_T, ARTIFACT_T = Stage.__table__, Gate.__table__, Approval.__table__, Artifact.__table__
@@ -26,20 +26,22 @@ _ARTIFACT_VERSIONS = (select(ARTIFACT_T.c.name, ARTIFACT_T.c.version, ARTIFACT_T
 _STAGE_PLAN = (STAGE_T.c.seq, STAGE_T.c.name, STAGE_T.c.position, STAGE_T.c.status)  # what moving needs
 _GATE_COLUMNS = [c.name for c in GATE_T.c]
 _APPROVAL_COLUMNS = [c.name for c in APPROVAL_T.c]
-_GATES_AND_DECISIONS = (
-    select(*GATE_T.c, *(c.label(f"a_{c.name}") for c in APPROVAL_T.c))
-    .outerjoin(APPROVAL_T, APPROVAL_T.c.gate_id == GATE_T.c.id)
-    .where(GATE_T.c.pipeline_id == bindparam("p")).order_by(GATE_T.c.seq, APPROVAL_T.c.seq)
-)
-# Every gate guards one of its pipeline's stages (templates are checked when they load), so one
-# read of the stages, joined with the gates guarding each and their decisions, has them all.
-_LAYOUT = (
-    select(*_STAGE_PLAN, *(c.label(f"g_{c.name}") for c in GATE_T.c), *(c.label(f"a_{c.name}") for c in APPROVAL_T.c))
-    .select_from(STAGE_T.outerjoin(GATE_T, (GATE_T.c.pipeline_id == STAGE_T.c.pipeline_id)
-                                   & (GATE_T.c.stage == STAGE_T.c.name))
-                 .outerjoin(APPROVAL_T, APPROVAL_T.c.gate_id == GATE_T.c.id))
-    .where(STAGE_T.c.pipeline_id == bindparam("p")).order_by(STAGE_T.c.position, GATE_T.c.seq, APPROVAL_T.c.seq)
-)
+_DECISIONS = (APPROVAL_T, APPROVAL_T.c.gate_id == GATE_T.c.id)
+# What the writers read right after locking a pipeline (UnitOfWork.get_pipeline_with).
+AT_STAGE = Also(  # the stage the pipeline is at: its current stage, or its first before it starts
+    (STAGE_T.c.seq, STAGE_T.c.name, STAGE_T.c.status),
+    ((STAGE_T, (STAGE_T.c.pipeline_id == PIPELINES.c.id) & ((STAGE_T.c.name == PIPELINES.c.current_stage) | (
+        PIPELINES.c.current_stage.is_(None) & (STAGE_T.c.position == 0)))),))
+GATES = Also(  # its gates, each with every decision on it
+    (*GATE_T.c, *APPROVAL_T.c), ((GATE_T, GATE_T.c.pipeline_id == PIPELINES.c.id), _DECISIONS),
+    (GATE_T.c.seq, APPROVAL_T.c.seq))
+# Every gate guards one of its pipeline's stages (templates are checked when they load), so the
+# stages joined with the gates guarding each have them all.
+LAYOUT = Also(  # its stages, the gates guarding each, every decision on those
+    (*_STAGE_PLAN, *GATE_T.c, *APPROVAL_T.c),
+    ((STAGE_T, STAGE_T.c.pipeline_id == PIPELINES.c.id),
+     (GATE_T, (GATE_T.c.pipeline_id == STAGE_T.c.pipeline_id) & (GATE_T.c.stage == STAGE_T.c.name)), _DECISIONS),
+    (STAGE_T.c.position, GATE_T.c.seq, APPROVAL_T.c.seq))
 
 
 class Layout(NamedTuple):
@@ -59,17 +61,24 @@ def gates_of(uow: UnitOfWork, pipeline_id: str) -> list[Record]:
 def layout(uow: UnitOfWork, pipeline_id: str) -> Layout:
     """The pipeline's stages (what moving between them needs: seq, name, position, status), its
     gates and every decision on each, in one read."""
-    return _collect(uow, uow.conn.execute(_LAYOUT, {"p": pipeline_id}), [c.name for c in _STAGE_PLAN])
+    return collect(uow, uow.rows_of(pipeline_id, LAYOUT), with_stages=True)
 
 
 def gates_and_decisions(uow: UnitOfWork, pipeline_id: str) -> tuple[list[Record], dict[str, list[Record]]]:
     """The pipeline's gates and every decision on each (gate id -> approvals, oldest first), in one read."""
-    _, gates, decisions = _collect(uow, uow.conn.execute(_GATES_AND_DECISIONS, {"p": pipeline_id}), [])
+    _, gates, decisions = collect(uow, uow.rows_of(pipeline_id, GATES))
     return gates, decisions
 
 
-def _collect(uow: UnitOfWork, rows, stage_columns: list[str]) -> Layout:
-    """Split joined rows (stage columns, gate columns, approval columns) into tracked Records."""
+def at_stage(uow: UnitOfWork, rows: list) -> Record | None:
+    """The stage row ``AT_STAGE`` read, as a Record (None when there is none)."""
+    return uow.track(Record(STAGE_T, dict(zip(("seq", "name", "status"), rows[0], strict=True)))) \
+        if rows and rows[0][0] is not None else None
+
+
+def collect(uow: UnitOfWork, rows, *, with_stages: bool = False) -> Layout:
+    """Split the rows ``LAYOUT`` (``with_stages``) or ``GATES`` read into tracked Records."""
+    stage_columns = [c.name for c in _STAGE_PLAN] if with_stages else []
     stages: dict[int, Record] = {}
     gates: dict[str, Record] = {}
     decisions: dict[str, list[Record]] = {}

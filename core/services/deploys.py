@@ -13,11 +13,12 @@ from chainpipe.core.records import Record
 from chainpipe.core.rules.evidence import deploy_evidence, deploy_refusal, deployer_refusal, reviewed_versions
 from chainpipe.core.services.artifacts import get_artifact
 from chainpipe.core.services.common import (
+    LAYOUT,
     approved_now,
     approvers_by_gate,
+    collect,
     covered_by_gate,
     latest_artifacts,
-    layout,
     move_stage,
     require_gates_approved,
 )
@@ -44,9 +45,9 @@ def record_deploy(
     target = (target or "").strip()
     if not target:
         raise InvalidInput("a deploy needs a non-empty --target")
-    pipeline = uow.get_pipeline(pipeline_id, lock=True)
+    pipeline, rows = uow.get_pipeline_with(pipeline_id, LAYOUT)
     fire(PIPELINE, pipeline, "deploy")
-    found = layout(uow, pipeline.id)
+    found = collect(uow, rows, with_stages=True)
     require_gates_approved(found.gates)
     art = get_artifact(uow, pipeline.id, artifact) if artifact else None
     evidence = _review_evidence(uow, actor, pipeline.id, art, approved_now(found.gates, found.decisions))

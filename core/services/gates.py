@@ -13,8 +13,12 @@ from chainpipe.core.rules.evidence import approval_refusal
 from chainpipe.core.rules.gates import can_decide, gate_state
 from chainpipe.core.services.common import (
     APPROVAL_T,
+    AT_STAGE,
+    GATES,
     approved_now,
     approvers_by_gate,
+    at_stage,
+    collect,
     fail_stage,
     gates_and_decisions,
     get_gate,
@@ -36,14 +40,16 @@ class _Loaded(NamedTuple):
     person: str
 
 
-def _load(uow: UnitOfWork, actor: Actor, pipeline_id: str, gate_name: str, *, at_stage: bool = False) -> _Loaded:
+def _load(uow: UnitOfWork, actor: Actor, pipeline_id: str, gate_name: str, *, with_stage: bool = False) -> _Loaded:
     """Lock the pipeline, read its gates with their decisions, and refuse unless the actor's person
     may decide the gate now."""
-    if at_stage:
-        pipeline, stage = uow.get_pipeline_with(pipeline_id, "stage")
+    if with_stage:
+        pipeline, rows = uow.get_pipeline_with(pipeline_id, AT_STAGE)
+        stage = at_stage(uow, rows)
+        gates, decisions = gates_and_decisions(uow, pipeline.id)
     else:
-        pipeline, stage = uow.get_pipeline(pipeline_id, lock=True), None
-    gates, decisions = gates_and_decisions(uow, pipeline.id)
+        pipeline, rows = uow.get_pipeline_with(pipeline_id, GATES)
+        stage, (_, gates, decisions) = None, collect(uow, rows)
     gate = get_gate(gates, pipeline, gate_name)
     person = uow.settings.person(actor.name)
     can_decide(pipeline, gate, person, uow.settings.policy(gate.name), service=actor.service_name).require()
@@ -117,7 +123,7 @@ def reject_gate(uow: UnitOfWork, actor: Actor, pipeline_id: str, gate: str, reas
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput("reject needs a --reason")
-    pipeline, stage, row, decisions, _, person = _load(uow, actor, pipeline_id, gate, at_stage=True)
+    pipeline, stage, row, decisions, _, person = _load(uow, actor, pipeline_id, gate, with_stage=True)
     _one_decision_per_principal(decisions, row, actor, person)
     if _mine(decisions, row, person) is not None:
         raise Conflict(f"{person} already decided gate {row.name} in this round")

@@ -34,9 +34,9 @@ from chainpipe.core.rules.metrics import (
 )
 from chainpipe.core.services.deploys import apply_rollback
 from chainpipe.core.services.dora import deployment_changed
-from chainpipe.core.uow import DEPLOYS, Actor, UnitOfWork
+from chainpipe.core.uow import DEPLOYS, PIPELINES, Actor, Also, UnitOfWork
 from chainpipe.core.views import monitor_event_view
-from sqlalchemy import bindparam, literal, select, text, tuple_
+from sqlalchemy import bindparam, func, literal, select, text, tuple_
 
 TREND_POINTS = 10
 EVIDENCE_MAX = 20
@@ -52,6 +52,10 @@ MAX_SEQ = 2**31 - 1
 # ---- reading the events ----------------------------------------------------------------------------
 
 _LATEST_DEPLOY = select(DEPLOYS).where(DEPLOYS.c.pipeline_id == bindparam("p")).order_by(DEPLOYS.c.seq.desc()).limit(1)
+_DEPLOY_COLUMNS = [c.name for c in DEPLOYS.c]
+_EARLIER = DEPLOYS.alias("earlier")
+LATEST_DEPLOY = Also(tuple(DEPLOYS.c), ((DEPLOYS, DEPLOYS.c.seq == select(func.max(_EARLIER.c.seq)).where(
+    _EARLIER.c.pipeline_id == PIPELINES.c.id).correlate(PIPELINES).scalar_subquery()),))
 
 
 def latest_deploy(uow: UnitOfWork, pipeline_id: str) -> Record | None:
@@ -228,7 +232,8 @@ def record_metric(
         if dep.pipeline_id != pipeline.id:
             raise InvalidInput(f"deploy {deploy} belongs to pipeline {dep.pipeline_id}, not {pipeline.id}")
     else:
-        pipeline, dep = uow.get_pipeline_with(pipeline_id, "deploy")
+        pipeline, rows = uow.get_pipeline_with(pipeline_id, LATEST_DEPLOY)
+        dep = uow.track(Record(DEPLOYS, dict(zip(_DEPLOY_COLUMNS, rows[0], strict=True)))) if rows[0][0] else None
     row = uow.insert(EVENTS, {
         "id": new_id("mon"), "pipeline_id": pipeline.id, "deploy_id": dep.id if dep else None, "metric": metric,
         "value": number, "unit": unit, "actor": uow.settings.person(actor.name), "surface": actor.surface,

@@ -8,8 +8,12 @@ from chainpipe.core.errors import InvalidInput
 from chainpipe.core.machine import GATE, PIPELINE, STAGE, check, fire
 from chainpipe.core.models import Pipeline
 from chainpipe.core.services.common import (
+    AT_STAGE,
     GATE_T,
+    LAYOUT,
     STAGE_T,
+    at_stage,
+    collect,
     fail_stage,
     gates_of,
     move_stage,
@@ -62,7 +66,8 @@ def _fire(uow: UnitOfWork, actor: Actor, pipeline, trigger: str, reason: str | N
 
 
 def start_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str) -> dict:
-    pipeline, first = uow.get_pipeline_with(pipeline_id, "stage")
+    pipeline, rows = uow.get_pipeline_with(pipeline_id, AT_STAGE)
+    first = at_stage(uow, rows)
     _fire(uow, actor, pipeline, "start")
     fire(STAGE, first, "enter")
     first.started_at = pipeline.started_at = uow.now()
@@ -88,7 +93,8 @@ def cancel_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str, reason: str
 def fail_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str, reason: str) -> dict:
     if not (reason or "").strip():
         raise InvalidInput("fail needs a --reason")
-    pipeline, stage = uow.get_pipeline_with(pipeline_id, "stage")
+    pipeline, rows = uow.get_pipeline_with(pipeline_id, AT_STAGE)
+    stage = at_stage(uow, rows)
     _fire(uow, actor, pipeline, "fail", reason)
     fail_stage(uow, stage)
     pipeline.reason = reason
@@ -96,7 +102,8 @@ def fail_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str, reason: str) 
 
 
 def retry_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str) -> dict:
-    pipeline, stage = uow.get_pipeline_with(pipeline_id, "stage")
+    pipeline, rows = uow.get_pipeline_with(pipeline_id, AT_STAGE)
+    stage = at_stage(uow, rows)
     _fire(uow, actor, pipeline, "retry")
     if stage is not None and stage.status == "failed":
         fire(STAGE, stage, "retry")
@@ -127,9 +134,9 @@ def complete_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str) -> dict:
 
 
 def advance_stage(uow: UnitOfWork, actor: Actor, pipeline_id: str, stage: str, reason: str | None = None) -> dict:
-    pipeline = uow.get_pipeline(pipeline_id, lock=True)
+    pipeline, rows = uow.get_pipeline_with(pipeline_id, LAYOUT)
     target = template_stage(uow, pipeline, stage)
-    moved = move_stage(uow, actor, pipeline, target, reason)
+    moved = move_stage(uow, actor, pipeline, target, reason, found=collect(uow, rows, with_stages=True))
     view = pipeline_view(pipeline) | {"changed": moved}
     uow.commit()
     return view
