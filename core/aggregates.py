@@ -249,6 +249,10 @@ def day_rows(facts) -> list[dict]:
 
 def fill_all(conn: Connection) -> None:
     """Recompute every aggregate from the tables (the migration that introduced them; bulk loads)."""
+    if conn.dialect.name == "postgresql":
+        # Rows just loaded or restored have no planner statistics yet, and the deployments'
+        # statement then nests scans: 58 s instead of 1 s at 50,000 deploys.
+        conn.exec_driver_sql("ANALYZE pipelines, deploys, audit_events, verdict_events")
     conn.execute(delete(COUNTS))
     rows = [{"name": name, "key": key, "n": n} for (name, key), n in sorted(counted(conn).items())]
     if rows:
