@@ -101,7 +101,8 @@ def run_entrypoint(monkeypatch, env: dict, stdout: io.StringIO | None = None) ->
     from chainpipe.cli import action
 
     # the step runs exactly the entrypoint, with the workspace off the import path
-    assert run_step()["run"].strip() == 'PYTHONPATH="$PIPE_ACTION_PYTHONPATH" "$PIPE_ACTION_PYTHON" -P -m chainpipe.cli.action'
+    assert run_step()["run"].strip() == ('PYTHONPATH="$PIPE_ACTION_PYTHONPATH" "$PIPE_ACTION_PYTHON" '
+                                         '-P -m chainpipe.cli.action')
     out, err = stdout or io.StringIO(), io.StringIO()
     with monkeypatch.context() as patch:
         for key in [k for k in os.environ if k.startswith(FOREIGN_ENV)]:
