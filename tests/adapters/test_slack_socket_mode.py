@@ -35,7 +35,7 @@ from tests.adapters.test_slack_gates import (  # noqa: F401 - collected again, o
     test_unauthorised_rejecter_is_refused_after_the_modal,
 )
 from tests.fakes import slack as fake
-from tests.fakes.socket_mode import FakeSocketMode, envelope_of
+from tests.fakes.socket_mode import envelope_of
 
 
 class SocketHarness(SlackHarness):
@@ -50,14 +50,6 @@ class SocketHarness(SlackHarness):
         kind, payload = envelope_of(body)
         ack = self.socket_fake.wait_ack(self.socket_fake.send(kind, payload))
         return SimpleNamespace(status=200, body=json.dumps(ack["payload"]) if ack.get("payload") else "")
-
-
-@pytest.fixture
-def socket_fake(fake_slack):
-    server = FakeSocketMode().start()
-    fake_slack.socket_mode = server
-    yield server
-    server.stop()
 
 
 @pytest.fixture

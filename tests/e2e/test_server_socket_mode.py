@@ -7,19 +7,10 @@ from __future__ import annotations
 import json
 
 import httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fakes import slack as fake
-from tests.fakes.socket_mode import FakeSocketMode, envelope_of
-
-
-@pytest.fixture
-def socket_fake(fake_slack):
-    server = FakeSocketMode().start()
-    fake_slack.socket_mode = server
-    yield server
-    server.stop()
+from tests.fakes.socket_mode import envelope_of
 
 
 def samples(text: str) -> dict:

@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.fakes.local_server import LocalServer
+
 
 @dataclass
 class Answer:
@@ -31,27 +33,17 @@ class Seen:
         return json.loads(self.body)
 
 
-class FakeApi:
+class FakeApi(LocalServer):
     def __init__(self, default: Answer | None = None):
         self.default = default or Answer()
         self.script: list[Answer] = []
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-
-    def start(self) -> FakeApi:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._listen(ThreadingHTTPServer(("127.0.0.1", 0), self._handler()))
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
     def answer(self, *answers: Answer) -> None:
         with self._lock:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlencode
 
+from tests.fakes.local_server import LocalServer
+
 BOT_TOKEN = "xoxb-fake-bot-token"
 APP_TOKEN = "xapp-1-A0PIPE-1-fake-app-token"
 SIGNING_SECRET = "fake-signing-secret-0123456789abcdef"
@@ -36,7 +38,7 @@ class Call:
     status: int = 200
 
 
-class FakeSlack:
+class FakeSlack(LocalServer):
     def __init__(self):
         self.calls: list[Call] = []
         self.messages: dict[str, dict] = {}  # ts -> latest {channel, text, blocks}
@@ -47,23 +49,11 @@ class FakeSlack:
         self._limits: dict[str, tuple[int, int]] = {}  # method -> (burst, Retry-After seconds)
         self._window: dict[str, list] = {}  # method -> [calls in this burst, limited until (monotonic)]
         self.socket_mode = None  # a tests.fakes.socket_mode.FakeSocketMode, for apps.connections.open
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-
-    # --- lifecycle -------------------------------------------------------------------------------
-
-    def start(self) -> FakeSlack:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._listen(ThreadingHTTPServer(("127.0.0.1", 0), self._handler()))
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
     @property
     def api_url(self) -> str:

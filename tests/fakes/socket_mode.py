@@ -25,6 +25,7 @@ import uuid
 from socketserver import BaseRequestHandler, ThreadingTCPServer
 from urllib.parse import parse_qsl
 
+from tests.fakes.local_server import LocalServer
 from tests.fakes.slack import APP_ID
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455
@@ -75,7 +76,7 @@ def frame(opcode: int, data: bytes) -> bytes:
     return head + data
 
 
-class FakeSocketMode:
+class FakeSocketMode(LocalServer):
     def __init__(self):
         self.acks: dict[str, list[dict]] = {}  # envelope_id -> the acks received for it, in order
         self.connections = 0  # WebSocket sessions opened so far
@@ -89,22 +90,15 @@ class FakeSocketMode:
             def handle(self):
                 fake._serve(self.request)
 
-        self.server = ThreadingTCPServer(("127.0.0.1", 0), Handler, bind_and_activate=True)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-
-    def start(self) -> FakeSocketMode:
-        self.thread.start()
-        return self
+        self._listen(ThreadingTCPServer(("127.0.0.1", 0), Handler, bind_and_activate=True))
 
     def stop(self) -> None:
         self.drop(warn=False)
-        self.server.shutdown()
-        self.server.server_close()
+        super().stop()
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.server.server_address[1]}/link/?ticket={uuid.uuid4()}&app_id={APP_ID}"
+        return f"ws://127.0.0.1:{self.port}/link/?ticket={uuid.uuid4()}&app_id={APP_ID}"
 
     # --- the protocol ------------------------------------------------------------------------------
 
