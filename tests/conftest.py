@@ -159,3 +159,34 @@ def github(monkeypatch):
 @pytest.fixture
 def carol():
     return Actor("carol", "cli")
+
+
+@pytest.fixture
+def socket_fake(fake_slack):
+    """A local fake of Slack's Socket Mode (WebSocket), reached through the fake Web API's
+    apps.connections.open."""
+    from tests.fakes.socket_mode import FakeSocketMode
+
+    server = FakeSocketMode().start()
+    fake_slack.socket_mode = server
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _logging_left_as_found():
+    """A test that builds a server or a Socket Mode client may attach log handlers bound to that
+    test's captured streams; the next test must not write to a stream that is closed by then."""
+    import logging
+
+    def snapshot():
+        loggers = [logging.getLogger()] + [lg for lg in logging.Logger.manager.loggerDict.values()
+                                           if isinstance(lg, logging.Logger)]
+        return {lg: (list(lg.handlers), lg.level, lg.propagate) for lg in loggers}
+
+    before = snapshot()
+    yield
+    for logger in snapshot():
+        handlers, level, propagate = before.get(logger, ([], logging.NOTSET, True))
+        logger.handlers[:] = handlers
+        logger.level, logger.propagate = level, propagate
