@@ -10,6 +10,7 @@ by the command itself (``Command.bind``: 422 for a body that is not an object of
 from __future__ import annotations
 
 import json
+import threading
 
 from chainpipe.bot.observability import current_request_id, name_command
 from chainpipe.bot.outage import MESSAGE as OUTAGE_MESSAGE
@@ -20,6 +21,7 @@ from chainpipe.core.crash import crash_line
 from chainpipe.core.errors import InvalidInput, NotAllowed, PipeError
 from chainpipe.core.grammar import COMMANDS, Command, check_text, usage
 from chainpipe.core.text import one_line
+from sqlalchemy import update
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -101,26 +103,88 @@ def parse_body(raw: bytes):
 # --- auth --------------------------------------------------------------------------------------
 
 
-def _token(runtime: Runtime, request: Request) -> dict:
-    from chainpipe.core.services.tokens import find_token, needs_touch, touch_token
-    from chainpipe.core.uow import UnitOfWork
+def bearer(request: Request) -> str:
+    """The bearer token as sent, or ``Unauthorized`` when there is none or it cannot be one of
+    ours — a check without the database, made before a stranger's body is read."""
+    from chainpipe.core.services.tokens import PREFIX
 
     scheme, _, raw = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not raw.strip():
+    raw = raw.strip()
+    if scheme.lower() != "bearer" or not raw:
         raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
-    with UnitOfWork(runtime.settings, write=False) as uow:
-        token = find_token(uow, raw.strip())
-        now = uow.now()
-    if token is None:
+    if not raw.startswith(PREFIX) or len(raw) > 200:
         raise Unauthorized("invalid or revoked token")
-    if needs_touch(token, now):
-        with UnitOfWork(runtime.settings) as uow:
-            touch_token(uow, token["name"])
-    return token
+    return raw
 
 
-async def authenticate(runtime: Runtime, request: Request) -> dict:
-    return await run_in_threadpool(runtime.outage.call, _token, runtime, request)
+class Touches:
+    """"Last used" for tokens whose request opened no writer: written after the response, all
+    pending tokens in one write, at most once a minute per token (``tokens.LAST_USED_EVERY``)."""
+
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+        self._lock = threading.Lock()
+        self._pending: dict[str, object] = {}
+
+    def note(self, token_id: str, now) -> None:
+        with self._lock:
+            first = not self._pending
+            self._pending.setdefault(token_id, now)
+        if first:
+            self.runtime.later(self.flush)
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        if pending:
+            self.runtime.outage.call(_store_touches, self.runtime.settings, pending)
+
+
+def _store_touches(settings, pending: dict) -> None:
+    from chainpipe.core.uow import UnitOfWork
+
+    with UnitOfWork(settings) as uow:
+        for token_id, at in pending.items():
+            _touch(uow, token_id, at)
+        uow.commit()
+
+
+def _touch(uow, token_id: str, at) -> None:
+    from chainpipe.core.models import ApiToken
+
+    table = ApiToken.__table__
+    uow.conn.execute(update(table).where(table.c.id == token_id).values(last_used_at=at))
+
+
+class Admission:
+    """Who an API request is, proven inside the command's own transaction (``core.dispatch``'s
+    ``admit``): the token is looked up — so a revoked one is refused on the very next request —
+    and only then is the body parsed and handed over to be bound. "Last used" is written in the
+    same transaction when the command writes anyway, else after the response (``Touches``)."""
+
+    def __init__(self, raw_token: str, body: bytes, headers, touches: Touches):
+        self.raw_token, self.body, self.headers, self.touches = raw_token, body, headers, touches
+        self.principal: str | None = None
+
+    def __call__(self, uow) -> tuple[Actor, dict]:
+        token = self.token(uow)
+        values = parse_body(self.body)
+        return actor_for(token, self.headers), values
+
+    def token(self, uow) -> dict:
+        from chainpipe.core.services.tokens import find_token, needs_touch
+
+        token = find_token(uow, self.raw_token)
+        if token is None:
+            raise Unauthorized("invalid or revoked token")
+        self.principal = f"token:{token['name']}"
+        now = uow.now()
+        if needs_touch(token, now):
+            if uow.write:
+                _touch(uow, token["id"], now)
+            else:
+                self.touches.note(token["id"], now)
+        return token
 
 
 def actor_for(token: dict, headers) -> Actor:
@@ -149,26 +213,27 @@ def actor_for(token: dict, headers) -> Actor:
 
 
 def routes(runtime: Runtime) -> list[Route]:
+    touches = Touches(runtime)
+
     async def run_command(request: Request):
         name = request.path_params["name"]
         command = COMMANDS.get(name)
         if command is None:
             return error(404, "not found", f"unknown command: {name}")
         name_command(name)
-        principal = None
+        admission = None
         try:
-            token = await authenticate(runtime, request)  # before reading a stranger's body
-            principal = f"token:{token['name']}"
-            body = parse_body(await read_body(request))
-            actor = actor_for(token, request.headers)
-            result = await run_in_threadpool(runtime.run, command, body, actor)
+            raw_token = bearer(request)  # before reading a stranger's body
+            admission = Admission(raw_token, await read_body(request), request.headers, touches)
+            result = await run_in_threadpool(runtime.run, command, None, None, admit=admission)
         except Exception as exc:  # noqa: BLE001 - the one translation, below
-            return error_response(exc, request, principal, name)
+            return error_response(exc, request, admission and admission.principal, name)
         return JSONResponse({"result": result})
 
     async def list_commands(request: Request):
         try:
-            await authenticate(runtime, request)
+            admission = Admission(bearer(request), b"", request.headers, touches)
+            await run_in_threadpool(runtime.outage.call, _admit_alone, runtime, admission)
         except Exception as exc:  # noqa: BLE001
             return error_response(exc, request, None, "list-commands")
         return JSONResponse({"commands": [command_view(c) for c in COMMANDS.values()]})
@@ -181,6 +246,13 @@ def routes(runtime: Runtime) -> list[Route]:
         Route("/api/v1/commands/{name}", run_command, methods=["POST"]),
         Route("/api/v1/openapi.json", openapi, methods=["GET"]),
     ]
+
+
+def _admit_alone(runtime: Runtime, admission: Admission) -> None:
+    from chainpipe.core.uow import UnitOfWork
+
+    with UnitOfWork(runtime.settings, write=False) as uow:
+        admission.token(uow)
 
 
 def command_view(c: Command) -> dict:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from chainpipe.bot.outage import Outage
@@ -52,15 +54,41 @@ class Runtime:
     # Nudges the notifier so a decision reaches Slack without waiting for the next poll.
     wake: Callable[[], None] = field(default=lambda: None)
     outage: Outage = field(default_factory=Outage)
+    # Threads for work that follows an answer already sent (a Slack command after its ack).
+    background_threads: int = 8
+    _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
+    _pool_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
-    def run(self, command: Command, values: dict, actor: Actor):
-        """Bind the raw ``values`` and run the command for a caller on another machine."""
-        if command.kind == "catalogue":  # settings only: says nothing about the database
+    def run(self, command: Command, values: dict | None, actor: Actor | None, *, admit=None):
+        """Bind the raw ``values`` and run the command for a caller on another machine; with
+        ``admit``, the caller is proven inside the command's transaction (``core.dispatch``)."""
+        if command.kind == "catalogue" and admit is None:  # settings only: says nothing about the database
             return execute(command, values, actor, self.settings, local=False)
-        result = self.outage.call(execute, command, values, actor, self.settings, local=False)
+        result = self.outage.call(execute, command, values, actor, self.settings, local=False, admit=admit)
         if command.kind == "write":
             self.wake()
         return result
+
+    def later(self, work: Callable[[], None]) -> None:
+        """Run ``work`` on the background threads; what escapes it is logged as a crash."""
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.background_threads, thread_name_prefix="pipe-after")
+            self._pool.submit(_logged, work)
+
+    def close(self) -> None:
+        """Finish the work already accepted (a stopping server still answers what it acked)."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+
+def _logged(work: Callable[[], None]) -> None:
+    try:
+        work()
+    except Exception as exc:  # noqa: BLE001 - nobody waits for this work; the log is where it ends
+        log_crash(exc, f"background work {getattr(work, '__qualname__', work)}")
 
 
 def slack_actor(user_id: str) -> Actor:

@@ -194,7 +194,7 @@ def test_a_lost_database_is_503_with_retry_after_and_one_log_line_per_outage(ser
         raise OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
 
     with monkeypatch.context() as lost:
-        lost.setattr(chainpipe.bot.api, "_token", dropped)
+        lost.setattr(chainpipe.bot.api.Admission, "token", dropped)
         for _ in range(3):
             resp = call(server, "list", {}, token)
             assert resp.status_code == 503 and resp.headers["retry-after"] == "5"
