@@ -211,7 +211,8 @@ def load_average() -> float:
     return os.getloadavg()[0]
 
 
-def measure(url: str, rounds: int, pipelines_n: int, events_n: int, *, floor_path: str | None, log) -> dict:
+def measure(url: str, rounds: int, pipelines_n: int, events_n: int, *, floor_path: str | None, log,
+            web: dict | None = None) -> dict:
     """Build the databases, then run every variant interleaved; returns what the report needs."""
     from chainpipe.core.db import dispose_engines, get_engine
 
@@ -242,11 +243,19 @@ def measure(url: str, rounds: int, pipelines_n: int, events_n: int, *, floor_pat
     log("  reads …")
     interleave(variants[:2], READS, max(5, rounds // 4), samples)
     load_after = load_average()
+    pages = _web_pages(settings["large"], loaded["carriers"][0], web, log) if web else None
     counts = statement_counts(settings["empty"])
     checks = _checks(settings, floor_path)
     dispose_engines()
     return {"samples": samples, "load": (load_before, load_after), "load_s": load_s, "fill_s": loaded["fill_s"],
-            "statements": counts, "checks": checks, "floor": floor_path is not None}
+            "statements": counts, "checks": checks, "floor": floor_path is not None, "web": pages}
+
+
+def _web_pages(settings, other_pipeline: str, shape: dict, log) -> dict:
+    """The web pages and the App Home on the large history (bench/web.py)."""
+    from bench.web import measure_pages
+
+    return measure_pages(settings, other_pipeline, log=log, **shape)
 
 
 def _status_pipeline(settings) -> str:
@@ -341,6 +350,10 @@ def render(results: dict, procs: dict, args) -> str:
                   f"Bulk load of the large history {r['load_s']:.1f} s, of which filling the stats aggregates "
                   f"(the migration's computation) {r['fill_s']:.1f} s.", ""]
         lines += _writes_table(s, r) + [""] + _growth_table(s) + [""]
+        if r.get("web"):
+            from bench import web
+
+            lines += web.render(r["web"]) + [""]
         lines += [f"- {c}" for c in r["checks"]] + [""]
     if procs:
         lines += ["### Whole process, one-shot (median wall time)", "", "| command | ms |", "|---|---:|"]
@@ -385,9 +398,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pipelines", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-web", action="store_true", help="leave out the web pages (bench/web.py)")
     args = parser.parse_args(argv)
     if args.smoke:
         args.iterations, args.pipelines, args.events = 10, 500, 5_000
+    from bench.web import shape
+
+    web = None if args.no_web else shape(args.smoke)
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -399,14 +416,15 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         log("SQLite (file, WAL) …")
         results["SQLite (file, WAL)"] = measure(lambda name: f"sqlite:///{tmp}/{name}.db", args.iterations,
-                                                args.pipelines, args.events, floor_path=f"{tmp}/floor.db", log=log)
+                                                args.pipelines, args.events, floor_path=f"{tmp}/floor.db", log=log,
+                                                web=web)
     pg = os.environ.get("PIPE_BENCH_DATABASE_URL") or os.environ.get("PIPE_TEST_DATABASE_URL")
     if pg and not args.no_postgres:
         log("PostgreSQL …")
         url, drop = _pg_schema_urls(pg)
         try:
             results["PostgreSQL 15 (local)"] = measure(url, args.iterations, args.pipelines, args.events,
-                                                       floor_path=None, log=log)
+                                                       floor_path=None, log=log, web=web)
         finally:
             drop()
     procs = process_timings(1 if args.smoke else 15)

@@ -10,6 +10,7 @@ from chainpipe.core.rules.metrics import check_metric
 from chainpipe.core.services import pages
 
 THRESHOLDS = ("degraded", "unhealthy")
+CHAIN_ROWS = 1000  # audit rows a view of the pipeline page re-verifies: more than the 200 it lists
 DORA_CHARTS = (
     ("deployment_frequency", "per_day", "Deployment frequency", "deploys per day"),
     ("lead_time", "median_seconds", "Lead time for changes (median)", "hours"),
@@ -45,11 +46,13 @@ def _metrics(uow, pipeline_id: str) -> list[str]:
     return metrics_of(uow, pipeline_id)
 
 
-def pipeline_with_charts(uow, pipeline_id: str) -> dict:
+def pipeline_with_charts(uow, pipeline_id: str, whole_chain: bool = False) -> dict:
+    """The pipeline page: a view re-verifies the newest CHAIN_ROWS rows of the audit chain (all of a
+    shorter chain), the whole chain only when asked (``?verify=all``)."""
     data = pages.pipeline_page(uow, pipeline_id)
     data["charts"] = [metric_chart(uow, pipeline_id, m, css_id=f"chart-{m.replace('.', '-')}")
                       for m in data["metric_names"]]
-    data["chain"] = pages.verify_chain(uow, pipeline_id)  # last: see its docstring
+    data["chain"] = pages.verify_chain(uow, pipeline_id, None if whole_chain else CHAIN_ROWS)  # last: see there
     return data
 
 

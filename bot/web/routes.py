@@ -168,7 +168,11 @@ class Web:
 
     async def pipeline(self, request: Request) -> Response:
         pid = request.path_params["pipeline_id"]
-        return await self.page(request, lambda uow: charts.pipeline_with_charts(uow, pid), "pipeline.html")
+        try:
+            whole = param(request, "verify") == "all"
+        except InvalidInput as exc:
+            return self.refuse(exc, request)
+        return await self.page(request, lambda uow: charts.pipeline_with_charts(uow, pid, whole), "pipeline.html")
 
     async def metric(self, request: Request) -> Response:
         pid, metric = request.path_params["pipeline_id"], request.path_params["metric"]

@@ -98,15 +98,18 @@ class Report:
                 "broken": self.broken.as_dict() if self.broken else None}
 
 
-def verify_rows(rows: Iterable[dict], heads: dict[str, tuple[str, int]]) -> Report:
+def verify_rows(rows: Iterable[dict], heads: dict[str, tuple[str, int]],
+                start: dict[str, tuple[str | None, int]] | None = None) -> Report:
     """Check rows ordered by (chain, seq) against their links and the chains' heads.
 
     Each row has the FIELDS plus ``seq``, ``prev_hash`` and ``hash``; ``heads`` maps a chain to its
-    recorded (head hash, length). Stops at the first broken link.
+    recorded (head hash, length). ``start`` maps a chain whose rows begin part-way to the (hash,
+    length) they continue from, taken as given: only the rows passed are verified. Stops at the
+    first broken link.
     """
     report = Report()
     seen: set[str] = set()
-    for chain, prev, length, brk in _walk(rows, report):
+    for chain, prev, length, brk in _walk(rows, report, start or {}):
         if brk is not None:
             report.broken = brk
             return report
@@ -123,13 +126,15 @@ def verify_rows(rows: Iterable[dict], heads: dict[str, tuple[str, int]]) -> Repo
     return report
 
 
-def _walk(rows: Iterable[dict], report: Report) -> Iterator[tuple[str, str | None, int, Break | None]]:
+def _walk(rows: Iterable[dict], report: Report,
+          start: dict[str, tuple[str | None, int]]) -> Iterator[tuple[str, str | None, int, Break | None]]:
     chain, prev, length = None, None, 0
     for row in rows:
         if row["chain"] != chain:
             if chain is not None:
                 yield chain, prev, length, None
-            chain, prev, length = row["chain"], None, 0
+            chain = row["chain"]
+            prev, length = start.get(chain, (None, 0))
         report.rows += 1
         if (row.get("prev_hash") or None) != prev:
             problem = "a row before it was deleted, inserted or reordered"

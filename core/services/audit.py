@@ -45,14 +45,20 @@ def _canonical_time(dialect: str, column):
     return column
 
 
-def stream_rows(uow: UnitOfWork, chain: str | None):
-    """Rows ordered by (chain, seq), fetched in batches: memory stays flat however long the log."""
+def stream_rows(uow: UnitOfWork, chain: str | None, newest: int | None = None):
+    """Rows ordered by (chain, seq), fetched in batches: memory stays flat however long the log.
+    With ``newest`` (and a chain): only that many of the chain's last rows, in one fetch."""
     table = AuditEvent.__table__
     columns = [_canonical_time(uow.dialect, table.c.at) if c == "at" else table.c[c] for c in COLUMNS]
-    stmt = select(*columns).order_by(table.c.chain, table.c.seq)
+    stmt = select(*columns)
     if chain is not None:
         stmt = stmt.where(table.c.chain == chain)
-    result = uow.session.connection().execution_options(stream_results=True, yield_per=5000).execute(stmt)
+    if newest is not None:  # a range at the end of the (chain, seq) index, read backwards
+        last = stmt.order_by(table.c.seq.desc()).limit(newest).subquery()
+        result = uow.session.execute(select(*last.c).order_by(last.c.seq))
+    else:
+        result = uow.session.connection().execution_options(stream_results=True, yield_per=5000).execute(
+            stmt.order_by(table.c.chain, table.c.seq))
     for values in result:
         row = dict(zip(COLUMNS, values, strict=True))
         row["at"] = _moment(row["at"])

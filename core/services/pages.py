@@ -128,16 +128,28 @@ def pipeline_page(uow: UnitOfWork, pipeline_id: str) -> dict:
     }
 
 
-def verify_chain(uow: UnitOfWork, pipeline_id: str) -> dict:
-    """The pipeline's audit chain recomputed, as ``pipe audit verify ID`` does.
+def verify_chain(uow: UnitOfWork, pipeline_id: str, newest: int | None = None) -> dict:
+    """The pipeline's audit chain recomputed, as ``pipe audit verify ID`` does; with ``newest``, only
+    that many of its last rows (each row's hash, its link to the row before, the last against the
+    chain's head), in work that does not grow with the chain. ``rows`` says how many were verified,
+    ``length`` how many the chain holds, ``whole`` whether that was all of them.
 
-    Run it last in a unit of work: the rows are streamed, which leaves PostgreSQL connections of
-    this session on server-side cursors (a round trip per fetch) for whatever is read after it."""
+    Run the whole verification last in a unit of work: the rows are streamed, which leaves
+    PostgreSQL connections of this session on server-side cursors (a round trip per fetch) for
+    whatever is read after it."""
     from chainpipe.core.rules.chain import verify_rows
 
     chain = f"pipeline:{pipeline_id}"
-    report = verify_rows(stream_rows(uow, chain), heads(uow, chain))
-    return report.as_dict() | {"line": report.broken.line() if report.broken else None}
+    recorded = heads(uow, chain)
+    length = recorded.get(chain, (None, 0))[1]
+    if newest is None or length <= newest:
+        report, whole = verify_rows(stream_rows(uow, chain), recorded), True
+    else:
+        rows = list(stream_rows(uow, chain, newest))
+        start = {chain: (rows[0]["prev_hash"], length - len(rows))} if rows else {}
+        report, whole = verify_rows(rows, recorded, start), False
+    return report.as_dict() | {"line": report.broken.line() if report.broken else None, "length": length,
+                               "whole": whole}
 
 
 # ---- a metric's series --------------------------------------------------------------------------

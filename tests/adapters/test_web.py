@@ -250,6 +250,38 @@ def test_a_tampered_audit_row_shows_the_chain_as_broken(alice_in, web_env):
     assert 'id="chain" data-ok="false"' in page and "is broken at row" in page
 
 
+def _tamper(env, pipeline_id: str, end: str) -> None:
+    """Edit the oldest (``min``) or the newest (``max``) audit row of the pipeline."""
+    from sqlalchemy import text
+
+    with UnitOfWork(load_settings(env)) as uow:
+        uow.session.execute(text(f"UPDATE audit_events SET reason = 'edited' WHERE seq = (SELECT {end}(seq) "
+                                 "FROM audit_events WHERE pipeline_id = :p)"), {"p": pipeline_id})
+        uow.commit()
+
+
+def test_a_long_chain_is_verified_from_its_head_back_and_the_page_says_how_far(alice_in, web_env, monkeypatch):
+    from chainpipe.bot.web import charts
+
+    monkeypatch.setattr(charts, "CHAIN_ROWS", 3)
+    p = deployed_pipeline(web_env)
+    page = alice_in.get(f"/web/pipelines/{p['id']}").text
+    length = int(re.search(r'id="chain"[^>]*data-length="(\d+)"', page).group(1))
+    assert length > 3 and 'data-ok="true"' in page and 'data-verified="3"' in page and 'data-whole="false"' in page
+    assert f"the newest 3 of {length} audit rows verified" in page and "audit chain verified" not in page
+    assert f"{length - 3} older rows were not checked" in page and "?verify=all" in page
+
+    _tamper(web_env, p["id"], "min")  # the oldest row: outside what a view checks, never claimed
+    page = alice_in.get(f"/web/pipelines/{p['id']}").text
+    assert f"the newest 3 of {length} audit rows verified" in page
+    whole = alice_in.get(f"/web/pipelines/{p['id']}?verify=all").text
+    assert 'id="chain" data-ok="false"' in whole and 'data-whole="true"' in whole and "is broken at row" in whole
+
+    _tamper(web_env, p["id"], "max")  # the newest row: checked on every view
+    page = alice_in.get(f"/web/pipelines/{p['id']}").text
+    assert 'id="chain" data-ok="false"' in page and "is broken at row" in page and "the row was edited" in page
+
+
 def _points(svg: str) -> list[float]:
     return [float(v) for v in re.findall(r'class="pt"[^>]*data-value="([^"]+)"', svg)]
 
