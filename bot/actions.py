@@ -2,6 +2,9 @@
 ``bot.app.register``). Decisions go through the same grammar commands (and so the same core
 services and policies) as the CLI; refusals come back ephemeral.
 
+Each listener acks first and does its work after the ack (``bot.verify.after_ack``: the replay
+record, then the decision), so the ack never waits on the database.
+
 A button's ``value`` (and the modal's ``private_metadata``) arrives signed by Slack but was
 written by whoever posted the message; it is read as data and checked before anything runs.
 """
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 from chainpipe.bot import blocks
 from chainpipe.bot.runtime import slack_actor
 from chainpipe.bot.slack_errors import error_line
+from chainpipe.bot.verify import after_ack
 from chainpipe.core.errors import InvalidInput
 from chainpipe.core.grammar import COMMANDS
 from chainpipe.core.text import one_line
@@ -67,27 +71,42 @@ def decide(runtime, name: str, user: str, target: GateTarget, reason: str | None
     return one_line(line)
 
 
+def _target(raw, user: str, name: str, tell) -> GateTarget | None:
+    """The gate ``raw`` names, or None once the person has been told why it names none."""
+    try:
+        return gate_target(raw)
+    except InvalidInput as exc:
+        tell(error_line(exc, f"slack:{user}", name))
+        return None
+
+
 def approve_button(ack, body, action, respond, context):
     ack()
     user = body["user"]["id"]
-    try:
-        line = decide(context["runtime"], "approve", user, gate_target(action.get("value")))
-    except InvalidInput as exc:
-        line = error_line(exc, f"slack:{user}", "approve")
-    respond(response_type="ephemeral", replace_original=False, text=line)
+
+    def tell(line: str) -> None:
+        respond(response_type="ephemeral", replace_original=False, text=line)
+
+    def work() -> None:
+        if (target := _target(action.get("value"), user, "approve", tell)) is not None:
+            tell(decide(context["runtime"], "approve", user, target))
+
+    after_ack(context, work, tell)
 
 
-def reject_button(ack, body, action, client, respond):
+def reject_button(ack, body, action, client, respond, context=None):
     ack()
-    try:
-        target = gate_target(action.get("value"))
-    except InvalidInput as exc:
-        respond(response_type="ephemeral", replace_original=False,
-                text=error_line(exc, f"slack:{body['user']['id']}", "reject"))
-        return
-    channel = (body.get("channel") or {}).get("id")
-    client.views_open(trigger_id=body["trigger_id"],
-                      view=blocks.reject_modal(target.pipeline_id, target.gate, channel))
+
+    def tell(line: str) -> None:
+        respond(response_type="ephemeral", replace_original=False, text=line)
+
+    def work() -> None:
+        if (target := _target(action.get("value"), body["user"]["id"], "reject", tell)) is not None:
+            channel = (body.get("channel") or {}).get("id")
+            client.views_open(trigger_id=body["trigger_id"],
+                              view=blocks.reject_modal(target.pipeline_id, target.gate, channel))
+
+    after_ack(context, work, tell)
 
 
 def reject_submitted(ack, body, view, client, context):
@@ -98,13 +117,17 @@ def reject_submitted(ack, body, view, client, context):
         return
     ack()
     user = body["user"]["id"]
-    try:
-        target = gate_target(view.get("private_metadata"))
-    except InvalidInput as exc:
-        client.chat_postMessage(channel=user, text=error_line(exc, f"slack:{user}", "reject"))
-        return
-    line = decide(context["runtime"], "reject", user, target, reason)
-    if target.channel:
-        client.chat_postEphemeral(channel=target.channel, user=user, text=line)
-    else:
+
+    def tell(line: str) -> None:  # a modal has no response_url: a direct message
         client.chat_postMessage(channel=user, text=line)
+
+    def work() -> None:
+        if (target := _target(view.get("private_metadata"), user, "reject", tell)) is None:
+            return
+        line = decide(context["runtime"], "reject", user, target, reason)
+        if target.channel:
+            client.chat_postEphemeral(channel=target.channel, user=user, text=line)
+        else:
+            tell(line)
+
+    after_ack(context, work, tell)

@@ -1,10 +1,10 @@
 """`/pipe <words>`: the CLI's grammar, parsed and bound by ``core.grammar.parse_args``, run as the
 Slack user (a caller on another machine: ``local=False``).
 
-Ack strategy: Bolt runs listeners in a worker thread and answers Slack as soon as ``ack()`` is
-called (``process_before_response=False``). Parsing needs no database, so parse errors and help
-are the ack itself; a parsed command is acked empty at once and its result goes to the
-``response_url`` afterwards, however long the work takes.
+Ack strategy: the ack needs no database. Parsing needs none, so parse errors and help are the
+ack itself; a parsed command is acked empty at once, and its work (the replay record first, then
+the command) runs after the ack on the runtime's background threads (``bot.verify.after_ack``),
+its result going to the ``response_url`` however long the work takes.
 
 The listener is a plain function (registered in ``bot.app.register``); the runtime comes from
 the request context, put there by ``bot.verify.SlackGuard``.
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from chainpipe.bot import blocks
 from chainpipe.bot.runtime import slack_actor
 from chainpipe.bot.slack_errors import error_line
+from chainpipe.bot.verify import after_ack
 from chainpipe.core.errors import InvalidInput
 from chainpipe.core.grammar import Command, get_command, parse_args
 
@@ -67,9 +68,17 @@ def pipe_command(ack, body, respond, context):
         ack(response_type="ephemeral", text=parsed.help)
         return
     ack()
-    try:
-        result = context["runtime"].run(parsed.command, parsed.values, slack_actor(user))
-        text = reply_for(parsed.command, result, parsed.json_out)
-    except Exception as exc:  # noqa: BLE001 - the translator tells a refusal from a crash
-        text = error_line(exc, principal, parsed.command.name)
-    respond(response_type="ephemeral", text=text)
+    runtime = context["runtime"]
+
+    def tell(text: str) -> None:
+        respond(response_type="ephemeral", text=text)
+
+    def work() -> None:
+        try:
+            result = runtime.run(parsed.command, parsed.values, slack_actor(user))
+            text = reply_for(parsed.command, result, parsed.json_out)
+        except Exception as exc:  # noqa: BLE001 - the translator tells a refusal from a crash
+            text = error_line(exc, principal, parsed.command.name)
+        tell(text)
+
+    after_ack(context, work, tell)

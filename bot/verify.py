@@ -5,9 +5,11 @@ number, and logs refused bodies) and runs first, ahead of authorisation:
 
 - the ``X-Slack-Request-Timestamp`` must be a Unix time (ASCII digits, at most 12) within five
   minutes of now, and ``X-Slack-Signature`` the HMAC of ``v0:<timestamp>:<body>`` → else 401;
-- a request whose (timestamp, signature) was already accepted is answered 200 and runs nothing.
-  Slack's retries (``X-Slack-Retry-Num``) follow the same rule. The record lives in the
-  database (``SeenSlackRequest``, unique on the pair), so it holds across replicas and restarts;
+- a request whose (timestamp, signature) was already accepted runs nothing. Slack's retries
+  (``X-Slack-Retry-Num``) follow the same rule. These checks need no database, so the listener
+  acks at once; the record is written right after the ack, before any work (``Once``, through
+  ``after_ack``), and a replay stops there: acked like any request, it never acts. The record
+  lives in the database (``SeenSlackRequest``, unique on the pair), so it holds across replicas and restarts;
   rows older than the window (plus a minute for clocks that disagree) are pruned every
   ``PRUNE_EVERY`` inserts — a request that old is refused as stale anyway.
 
@@ -23,6 +25,8 @@ Each refusal is one ``key=value`` log line (``bot.runtime.log_refusal``); nothin
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import hmac
 import re
@@ -32,7 +36,7 @@ from chainpipe.bot import blocks
 from chainpipe.bot.outage import MESSAGE as OUTAGE_MESSAGE
 from chainpipe.bot.outage import DatabaseUnavailable
 from chainpipe.bot.runtime import log_refusal
-from chainpipe.bot.slack_errors import describe
+from chainpipe.bot.slack_errors import describe, error_line
 from chainpipe.core.config import Settings
 from chainpipe.core.models import SeenSlackRequest
 from chainpipe.core.uow import UnitOfWork
@@ -47,6 +51,7 @@ WINDOW = 5 * 60
 SKEW = 60
 PRUNE_EVERY = 64
 ENVELOPE = "envelope:"
+ONCE = "pipe_once"  # where the request context keeps its Once
 ENVELOPE_HEADER = "x-pipe-socket-envelope-id"  # set by bot.socket_mode on socket-mode requests only
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
@@ -105,10 +110,17 @@ class SlackGuard(Middleware):
         self.runtime, self.clock = runtime, clock
 
     def process(self, *, req, resp, next):  # noqa: A002 - Bolt's name for it
+        """Checks that need no database; the once-only record is made after the ack (``Once``)."""
         req.context["runtime"] = self.runtime  # how the plain listeners reach the core
         principal, command = describe(req.body)
         if req.mode == "socket_mode":
-            return self.once_per_envelope(req, next, principal, command)
+            envelope = _header(req, ENVELOPE_HEADER)
+            if not envelope:
+                log_refusal("slack", principal, "no envelope id", command)
+                return BoltResponse(status=400, body="")
+            record = functools.partial(remember_envelope, self.runtime.settings, envelope)
+            req.context[ONCE] = Once(self.runtime, record, principal, command, {"envelope": envelope})
+            return next()
         timestamp = _header(req, "x-slack-request-timestamp")
         signature = _header(req, "x-slack-signature")
         problem = self.check(req.raw_body, timestamp, signature)
@@ -116,27 +128,9 @@ class SlackGuard(Middleware):
             log_refusal("slack", "unverified", problem, command, claimed=principal)
             return BoltResponse(status=401,
                                 body={"error": "unauthorized", "message": f"Slack request refused: {problem}"})
-        try:
-            first = self.runtime.outage.call(remember_request, self.runtime.settings, int(timestamp), signature)
-        except DatabaseUnavailable:
-            return outage_reply(req)
-        if not first:
-            log_refusal("slack", principal, "replay", command, retry=_header(req, "x-slack-retry-num"))
-            return BoltResponse(status=200, body="")
-        return next()
-
-    def once_per_envelope(self, req, next, principal: str | None, command: str | None):  # noqa: A002
-        envelope = _header(req, ENVELOPE_HEADER)
-        if not envelope:
-            log_refusal("slack", principal, "no envelope id", command)
-            return BoltResponse(status=400, body="")
-        try:
-            first = self.runtime.outage.call(remember_envelope, self.runtime.settings, envelope)
-        except DatabaseUnavailable:
-            return outage_reply(req)
-        if not first:
-            log_refusal("slack", principal, "replay", command, envelope=envelope)
-            return BoltResponse(status=200, body="")
+        record = functools.partial(remember_request, self.runtime.settings, int(timestamp), signature)
+        req.context[ONCE] = Once(self.runtime, record, principal, command,
+                                 {"retry": _header(req, "x-slack-retry-num")})
         return next()
 
     def check(self, body: str, timestamp: str | None, signature: str | None) -> str | None:
@@ -160,18 +154,41 @@ def _header(req, name: str) -> str | None:
     return values[0]
 
 
-def outage_reply(req) -> BoltResponse:
-    """Tell the person the database is down, in whatever way this kind of request allows."""
-    body = req.body if isinstance(req.body, dict) else {}
-    line = blocks.error_text(OUTAGE_MESSAGE)
-    if "command" in body:  # a slash command: the ack itself is shown
-        return BoltResponse(status=200, body={"response_type": "ephemeral", "text": line})
-    view = body.get("view") if isinstance(body.get("view"), dict) else {}
-    if body.get("type") == "view_submission" and view.get("callback_id") == blocks.REJECT_MODAL:
-        return BoltResponse(status=200, body={"response_action": "errors", "errors": {blocks.REASON_BLOCK: line}})
-    if body.get("response_url"):
+class Once:
+    """A verified request's work, run after its ack on the runtime's background threads: first its
+    record in the database (``remember_request`` / ``remember_envelope``) — a replay or a
+    redelivery stops there, logged — then the work. ``tell`` reaches the person (an ephemeral
+    reply, a DM) when the database is down or the work crashed."""
+
+    def __init__(self, runtime, record, principal: str | None, command: str | None, detail: dict):
+        self.runtime, self.record = runtime, record
+        self.principal, self.command, self.detail = principal, command, detail
+
+    def __call__(self, work, tell) -> None:
+        self.runtime.later(functools.partial(self.run, work, tell))
+
+    def run(self, work, tell) -> None:
         try:
-            req.context.respond(response_type="ephemeral", replace_original=False, text=line)
-        except Exception:  # noqa: BLE001 - Slack unreachable too; nothing ran, nothing to undo
-            pass
-    return BoltResponse(status=200, body="")
+            try:
+                first = self.runtime.outage.call(self.record)
+            except DatabaseUnavailable:
+                tell(blocks.error_text(OUTAGE_MESSAGE))
+                return
+            if not first:
+                log_refusal("slack", self.principal, "replay", self.command, **self.detail)
+                return
+            work()
+        except Exception as exc:  # noqa: BLE001 - the translator tells a refusal from a crash
+            with contextlib.suppress(Exception):  # Slack unreachable too: the log has the crash
+                tell(error_line(exc, self.principal, self.command))
+
+
+def after_ack(context, work, tell) -> None:
+    """Run ``work`` once the listener has acked: once per Slack request, off the ack's path, so the
+    ack never waits on the database. A listener called on its own, outside the app (no guard ran,
+    nothing to record), runs it at once."""
+    once = (context or {}).get(ONCE)
+    if once is None:
+        work()
+    else:
+        once(work, tell)

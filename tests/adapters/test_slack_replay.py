@@ -23,6 +23,14 @@ def refusals(caplog, rule: str) -> list[str]:
     return [line for line in lines if f"rule={rule}" in line]
 
 
+def logged_refusals(caplog, rule: str, count: int, timeout: float = 5.0) -> list[str]:
+    """The refusal lines once ``count`` are there: a replay is acked first and refused right after."""
+    deadline = time.monotonic() + timeout
+    while len(lines := refusals(caplog, rule)) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return lines
+
+
 def seen_rows(env) -> int:
     with UnitOfWork(load_settings(env), write=False) as uow:
         return uow.session.execute(select(func.count()).select_from(SeenSlackRequest)).scalar()
@@ -37,7 +45,7 @@ def test_the_same_signed_slash_command_twice_creates_one_pipeline(slack, slack_e
     again = slack.dispatch(body, timestamp=stamp)
     assert again.status == 200 and again.body == ""
     assert [p["name"] for p in cli(slack_env, "list")] == ["once"]
-    [line] = refusals(caplog, "replay")
+    [line] = logged_refusals(caplog, "replay", 1)
     assert "principal=slack:U0ALICE" in line and 'command="/pipe create"' in line
     time.sleep(0.2)  # had the replay run, its reply would be on its way by now
     assert len(slack.fake.calls_to("response_url")) == 1
@@ -54,7 +62,7 @@ def test_a_slack_retry_of_an_accepted_request_runs_nothing(slack, slack_env, cap
         assert slack.dispatch(body, timestamp=stamp, retry=retry).status == 200
     versions = [a["version"] for a in cli(slack_env, f"artifacts {pid} --all-versions") if a["name"] == "report"]
     assert versions == [1]  # one version, not three
-    assert [line.split("retry=")[1] for line in refusals(caplog, "replay")] == ["1", "2"]
+    assert sorted(line.split("retry=")[1] for line in logged_refusals(caplog, "replay", 2)) == ["1", "2"]
 
 
 def test_the_same_signed_button_click_twice_decides_and_replies_once(slack, slack_env, fake_slack, caplog):
@@ -65,7 +73,7 @@ def test_the_same_signed_button_click_twice_decides_and_replies_once(slack, slac
     assert slack.dispatch(body, timestamp=stamp).status == 200
     fake_slack.wait_for("response_url", lambda c: c.path == "/response/b")
     assert slack.dispatch(body, timestamp=stamp).status == 200
-    [line] = refusals(caplog, "replay")
+    [line] = logged_refusals(caplog, "replay", 1)
     assert "principal=slack:U0BOB" in line and 'command="button gate_approve"' in line
     time.sleep(0.2)
     assert len(fake_slack.calls_to("response_url")) == 1
