@@ -116,6 +116,7 @@ def create_asgi_app(core: Settings, bot: BotSettings, *, start_notifier: bool = 
         try:
             yield
         finally:
+            await run_in_threadpool(runtime.close)  # what was acked is finished before the drainers stop
             if notifier is not None:
                 await run_in_threadpool(notifier.stop)
             if github is not None:
@@ -191,21 +192,53 @@ def build_from_env() -> Starlette:
     return create_asgi_app(core, bot)
 
 
+def worker_app() -> Starlette:
+    """The app each ``--workers`` process builds for itself (uvicorn calls this in the new process,
+    which inherits none of the parent's logging set-up)."""
+    configure_logging(os.environ.get(WORKER_LOG_LEVEL, "info"), _log_format())
+    return build_from_env()
+
+
+WORKER_LOG_LEVEL = "PIPE_SERVER_WORKER_LOG_LEVEL"
+
+
+def _log_format() -> str:
+    return (os.environ.get("PIPE_LOG_FORMAT") or "text").strip().lower()
+
+
+def _workers_problem(workers: int, core: Settings) -> str | None:
+    """Why ``--workers`` cannot be used here, or None."""
+    if workers < 1:
+        return f"--workers must be at least 1, got {workers}"
+    from chainpipe.core.db import normalise_url
+
+    if workers > 1 and not normalise_url(core.database_url).startswith("postgresql"):
+        return (f"--workers {workers} needs PostgreSQL; on SQLite run one worker (every write already "
+                "queues on the database file's one lock, so more processes add waiting, not throughput)")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pipe-server", description="chainpipe server: Slack bot + JSON API")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="server processes (PostgreSQL only; each runs the API, Slack and the outbox "
+                             "drainers, which share the work through the database)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--version", action="version", version=f"pipe-server {installed_version()}")
     args = parser.parse_args(argv)
-    log_format = (os.environ.get("PIPE_LOG_FORMAT") or "text").strip().lower()
+    log_format = _log_format()
     if log_format not in LOG_FORMATS:
         print(f"pipe-server: PIPE_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}",
               file=sys.stderr)
         return 2
     configure_logging(args.log_level, log_format)
     try:
-        app = build_from_env()
+        if (problem := _workers_problem(args.workers, load_settings())) is not None:
+            print(f"pipe-server: {problem}", file=sys.stderr)
+            return 2
+        app = build_from_env()  # every setting, the database and Slack checked before anything listens
     except (SettingsError, PipeError) as exc:
         print(f"pipe-server: {exc}", file=sys.stderr)
         return 2
@@ -215,7 +248,15 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     # log_config=None: uvicorn's own lines go through the handler above (JSON too, with request ids).
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False, log_config=None)
+    options = dict(host=args.host, port=args.port, log_level=args.log_level, access_log=False, log_config=None)
+    if args.workers == 1:
+        uvicorn.run(app, **options)
+        return 0
+    # Each worker process builds its own app (its own engine, notifier and pool); this one checked
+    # the settings and only supervises.
+    del app
+    os.environ[WORKER_LOG_LEVEL] = args.log_level
+    uvicorn.run("chainpipe.bot.server:worker_app", factory=True, workers=args.workers, **options)
     return 0
 
 
