@@ -8,7 +8,7 @@ a page costs the same with ten pipelines or ten thousand.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from chainpipe.core.catalogue import PIPELINE_STATUSES, check_choice
 from chainpipe.core.clock import iso
@@ -21,7 +21,8 @@ from chainpipe.core.services.monitoring import MAX_SEQ, latest_deploy
 from chainpipe.core.services.queries import audit_log, show_pipeline
 from chainpipe.core.uow import UnitOfWork
 from chainpipe.core.views import approval_view, deploy_view, pipeline_view
-from sqlalchemy import case, func, text, tuple_
+from sqlalchemy import func, text, tuple_, type_coerce
+from sqlalchemy.types import NullType
 from sqlmodel import select
 
 BOARD_PER_STATUS = 25
@@ -33,6 +34,7 @@ MAX_WEEKS = 52
 HOME_GATES = 100
 HOME_ROWS = 10
 TARGETS_MAX = 50
+FEW_DEPLOYS = 2000  # a board filtered by a target with no more deploys reads them, not the pipelines
 
 
 # ---- the board ----------------------------------------------------------------------------------
@@ -43,7 +45,11 @@ def board(uow: UnitOfWork, status: str | None = None, template: str | None = Non
     statuses = [check_choice("status", status, PIPELINE_STATUSES)] if status else list(PIPELINE_STATUSES)
     if template:
         check_choice("template", template, sorted(uow.settings.templates))
-    columns = {s: _board_rows(uow, s, template, target, per_status) for s in statuses}
+    few = _pipelines_deployed_to(uow, target) if target else None
+    if few is not None:
+        columns = _board_rows_among(uow, few, statuses, template, per_status)
+    else:
+        columns = {s: _board_rows(uow, s, template, target, per_status) for s in statuses}
     rows = [p for ps in columns.values() for p in ps]
     gates = _pending_gates(uow, rows)
     deploys = _last_deploys(uow, [p.id for p in rows])
@@ -74,6 +80,28 @@ def _board_rows(uow, status, template, target, limit) -> list:
         deployed = select(Deploy.seq).where(Deploy.pipeline_id == Pipeline.id, Deploy.target == target)
         stmt = stmt.where(deployed.exists())
     return _rows(uow, stmt.order_by(Pipeline.seq.desc()).limit(limit))
+
+
+def _pipelines_deployed_to(uow, target: str) -> set[str] | None:
+    """The pipelines with a deploy to ``target`` when it has at most FEW_DEPLOYS deploys (a range of
+    the (target, created_at) index), else None: probing every pipeline for a deploy to a rare
+    target would walk them all, where reading its few deploys is cheap."""
+    found = uow.session.execute(select(Deploy.pipeline_id).where(Deploy.target == target)
+                                .limit(FEW_DEPLOYS + 1)).scalars().all()
+    return set(found) if len(found) <= FEW_DEPLOYS else None
+
+
+def _board_rows_among(uow, ids: set[str], statuses: list[str], template, limit: int) -> dict[str, list]:
+    """The newest ``limit`` pipelines of each status among ``ids``, read by id (the unique index)."""
+    columns: dict[str, list] = {s: [] for s in statuses}
+    if not ids:
+        return columns
+    for row in _rows(uow, select(*Pipeline.__table__.c).where(Pipeline.id.in_(sorted(ids)))
+                     .order_by(Pipeline.seq.desc())):
+        column = columns.get(row.status)
+        if column is not None and len(column) < limit and (not template or row.template == template):
+            column.append(row)
+    return columns
 
 
 def _pending_gates(uow, pipelines: list) -> dict[str, list]:
@@ -194,24 +222,36 @@ def _on_index(by, key: str, metric: str, *, oldest: bool = False):
     return where, [c if oldest else c.desc() for c in cols]
 
 
+_RAW_TIME = type_coerce(MonitorEvent.__table__.c.recorded_at, NullType())  # parsed only where drawn
+
+
 def _points(uow, by, key: str, metric: str) -> tuple[int, list]:
     """(how many events, the points to draw): the newest SERIES_MAX events, in time order; beyond
     2 * CHART_BUCKETS of them, each of CHART_BUCKETS slices as its lowest value at its first
-    moment and its highest at its last, so the database sends 800 rows, not 20,000."""
+    moment and its highest at its last. One range read of the (by, metric, seq) index; the slices
+    are cut here, where a pass over the values costs less than the database's sorts and groups, and
+    only the times drawn are parsed."""
     where, order = _on_index(by, key, metric)
-    newest = (select(MonitorEvent.seq, MonitorEvent.recorded_at, MonitorEvent.value)
-              .where(*where).order_by(*order).limit(SERIES_MAX).subquery())
-    ranked = select(newest.c.recorded_at, newest.c.value, (func.row_number().over(order_by=newest.c.seq) - 1)
-                    .label("rn"), func.count().over().label("n")).subquery()
-    # One pass: a short series comes back whole (one bucket per event), a long one two rows a bucket.
-    bucket = case((ranked.c.n <= 2 * CHART_BUCKETS, ranked.c.rn),
-                  else_=ranked.c.rn * CHART_BUCKETS // ranked.c.n).label("bucket")
-    stmt = (select(func.min(ranked.c.recorded_at), func.min(ranked.c.value), func.max(ranked.c.recorded_at),
-                   func.max(ranked.c.value), func.max(ranked.c.n)).group_by(bucket).order_by(bucket))
-    rows, points = list(uow.session.execute(stmt)), []
-    for first, low, last, high, _ in rows:
-        points += [(first, low), (last, high)] if last != first else [(first, low)]
-    return (rows[0][4] if rows else 0), points
+    rows = uow.conn.execute(select(_RAW_TIME, MonitorEvent.value).where(*where).order_by(*order)
+                            .limit(SERIES_MAX)).all()
+    rows.reverse()
+    n = len(rows)
+    if n <= 2 * CHART_BUCKETS:
+        return n, [(_moment(t), v) for t, v in rows]
+    points = []
+    for b in range(CHART_BUCKETS):  # the rows whose rank r has r * CHART_BUCKETS // n == b
+        lo, hi = -(-b * n // CHART_BUCKETS), -(-(b + 1) * n // CHART_BUCKETS)
+        if lo < hi:
+            values = [r[1] for r in rows[lo:hi]]
+            first, last = _moment(rows[lo][0]), _moment(rows[hi - 1][0])
+            points += [(first, min(values)), (last, max(values))] if last != first else [(first, min(values))]
+    return n, points
+
+
+def _moment(raw) -> datetime:
+    """A time as the driver gave it (SQLite: text, no zone) as an aware UTC datetime."""
+    moment = datetime.fromisoformat(raw) if isinstance(raw, str) else raw
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _latest_value(uow, dep, metric: str) -> float | None:
@@ -284,8 +324,12 @@ def deploy_targets(uow: UnitOfWork, limit: int = TARGETS_MAX) -> list[str]:
 def home(uow: UnitOfWork, person: str) -> dict:
     """What waits for ``person`` (open gates they may decide), their recent decisions, and the
     last deploy to each target."""
+    # Only a pipeline at a stage some template gates can wait for a decision: checking that on the
+    # pipeline's row first spares a probe of the gates of every running pipeline at another stage.
+    gated = sorted({stage for t in uow.settings.templates.values() for stage in t.gates.values()})
     stmt = (select(Pipeline, Gate).join(Gate, Gate.pipeline_id == Pipeline.id)
-            .where(Pipeline.status == "running", Gate.status == "pending", Gate.stage == Pipeline.current_stage)
+            .where(Pipeline.status == "running", Pipeline.current_stage.in_(gated), Gate.status == "pending",
+                   Gate.stage == Pipeline.current_stage)
             .order_by(Pipeline.seq.desc()).limit(HOME_GATES))
     waiting = [
         {"pipeline": pipeline_view(p), "gate": g.name, "stage": g.stage, "required": g.required_approvals}

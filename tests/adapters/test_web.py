@@ -375,3 +375,90 @@ def test_the_cookie_is_secure_when_the_public_url_is_https(server, web_env, monk
     assert "secure" not in sign_in(server, raw).headers["set-cookie"].lower()
     monkeypatch.setenv("PIPE_PUBLIC_URL", "https://pipe.example.com")
     assert "; secure" in sign_in(server, raw).headers["set-cookie"].lower()
+
+
+# --- flat: what a page runs does not grow with the history ------------------------------------------
+
+def _more_pipelines(env, first: int, n: int) -> None:
+    """``n`` pipelines of every status, each with a pending gate and a deploy, written straight."""
+    from datetime import datetime, timezone
+
+    from chainpipe.core.catalogue import PIPELINE_STATUSES
+    from chainpipe.core.models import Deploy, Gate, Pipeline
+    from sqlalchemy import insert
+
+    now = datetime.now(timezone.utc)
+    ids = [f"pipe-many{i:07d}" for i in range(first, first + n)]
+    pipelines = [dict(id=pid, name=f"many {i}", template="feature", status=PIPELINE_STATUSES[i % 6],
+                      current_stage="review", created_by="bulk", created_at=now, updated_at=now)
+                 for i, pid in enumerate(ids)]
+    gates = [dict(id=f"gate-{pid[5:]}", pipeline_id=pid, name="code-review", stage="review", status="pending")
+             for pid in ids]
+    deploys = [dict(id=f"dep-{pid[5:]}", pipeline_id=pid, strategy="canary", target="prod", status="succeeded",
+                    created_by="bulk", surface="cli", created_at=now, updated_at=now, finished_at=now)
+               for pid in ids]
+    with UnitOfWork(load_settings(env)) as uow:
+        for table, rows in ((Pipeline, pipelines), (Gate, gates), (Deploy, deploys)):
+            uow.session.execute(insert(table.__table__), rows)
+        uow.commit()
+
+
+def _statements(client, env, paths: list[str]) -> dict[str, int]:
+    """How many SQL statements each request runs (and the App Home's read)."""
+    from chainpipe.bot.home import read_home
+    from chainpipe.core.db import get_engine
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args):
+        seen.append(statement)
+
+    engine, out = get_engine(env["PIPE_DATABASE_URL"]), {}
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        for path in paths:
+            seen.clear()
+            assert client.get(path).status_code == 200, path
+            out[path] = len(seen)
+        seen.clear()
+        read_home(load_settings(env), "alice")
+        out["app home"] = len(seen)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    return out
+
+
+def test_the_statements_each_page_runs_do_not_grow_with_the_number_of_pipelines(alice_in, web_env):
+    p = deployed_pipeline(web_env)
+    for value in range(20):  # its verdict changes: a longer audit chain and more verdict marks
+        do(web_env, record_metric, Actor("alice", "cli"), p["id"], "latency_ms", (120, 90_000)[value % 2])
+    paths = ["/web/", "/web/board/fragment", "/web/?target=prod", "/web/?template=feature&status=running",
+             f"/web/pipelines/{p['id']}", f"/web/pipelines/{p['id']}/metrics/latency_ms",
+             f"/web/pipelines/{p['id']}/metrics/latency_ms.svg", "/web/dora?weeks=12"]
+    _more_pipelines(web_env, 0, 12)  # every column of the board has cards
+    few = _statements(alice_in, web_env, paths)
+    _more_pipelines(web_env, 12, 300)
+    for value in range(20):
+        do(web_env, record_metric, Actor("alice", "cli"), p["id"], "latency_ms", (120, 90_000)[value % 2])
+    assert _statements(alice_in, web_env, paths) == few
+    assert max(few.values()) <= 40, few
+
+
+def test_a_target_with_few_deploys_fills_the_board_as_the_probe_of_every_pipeline_would(
+        alice_in, web_env, monkeypatch):
+    from chainpipe.core.services import pages
+
+    _more_pipelines(web_env, 0, 6 * pages.BOARD_PER_STATUS + 12)  # columns that overflow: the newest of each
+    deployed_pipeline(web_env, name="elsewhere", target="eu")
+
+    def cards(path: str) -> list[str]:
+        return re.findall(r'class="card" data-pipeline="([^"]+)"', alice_in.get(path).text)
+
+    for path in ("/web/?target=prod", "/web/?target=prod&status=running", "/web/?target=eu"):
+        few = cards(path)  # read from the target's deploys
+        monkeypatch.setattr(pages, "FEW_DEPLOYS", 0)
+        probed = cards(path)  # each pipeline probed for a deploy to the target
+        monkeypatch.setattr(pages, "FEW_DEPLOYS", 2000)
+        assert few == probed and few, path
+    assert len(cards("/web/?target=prod")) == 6 * pages.BOARD_PER_STATUS
