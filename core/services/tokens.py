@@ -19,12 +19,16 @@ from chainpipe.core.clock import iso, new_id
 from chainpipe.core.errors import Conflict, InvalidInput, NotFound
 from chainpipe.core.models import ApiToken
 from chainpipe.core.uow import Actor, UnitOfWork
+from sqlalchemy import bindparam
+from sqlalchemy import select as select_core
 from sqlmodel import select
 
 PREFIX = "cp_"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 # Recording "last used" on every request would turn each read into a write; once a minute is enough.
 LAST_USED_EVERY = timedelta(minutes=1)
+_TOKENS = ApiToken.__table__
+_BY_HASH = select_core(_TOKENS).where(_TOKENS.c.token_hash == bindparam("h"))
 
 
 def hash_token(raw: str) -> str:
@@ -120,7 +124,7 @@ def find_token(uow: UnitOfWork, raw: str) -> dict | None:
     """The active token whose secret is ``raw``, or None (unknown, malformed or revoked)."""
     if not raw or not raw.startswith(PREFIX) or len(raw) > 200:
         return None
-    row = uow.session.exec(select(ApiToken).where(ApiToken.token_hash == hash_token(raw))).first()
+    row = uow.conn.execute(_BY_HASH, {"h": hash_token(raw)}).first()  # a Core read: checked on every API request
     if row is None or row.revoked_at is not None:
         return None
     return token_view(row)
