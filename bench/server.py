@@ -1,0 +1,370 @@
+"""`pipe-server` under load, from this machine only: API write throughput and the server's CPU per
+request beside the same operation in process, and Slack's slash-command ack latency beside
+``/healthz`` in the same run.
+
+    python -m bench.server                  # SQLite, and PostgreSQL when a URL is set (see below)
+    python -m bench.server --workers 2      # PostgreSQL served by two processes (SQLite: one)
+    python -m bench.server --write          # also rewrite the "## Server" section of BENCHMARKS.md
+
+A real `pipe-server` process runs on a fresh database (a temporary SQLite file; on PostgreSQL a
+fresh schema of PIPE_BENCH_DATABASE_URL or PIPE_TEST_DATABASE_URL, dropped afterwards) with Slack
+on, talking to a fake Slack in this process (tests/fakes/slack.py), which also receives the
+commands' replies. The load is asyncio on raw keep-alive connections (``Connection``): at most
+``--concurrency`` requests in flight, to a loopback address only (anything else is refused: this
+is not a tool to aim at a server).
+
+- **Writes**: ``POST /api/v1/commands/create`` with a service token, ``--writes`` of them. The
+  server's CPU (utime + stime of the server and its workers, from /proc) is read before and after;
+  divided by the requests it is the CPU per request, printed beside the CPU p50 of the same
+  command run in this process (``core.dispatch.execute``, one unit of work) on the same database.
+  The server's idle CPU (pollers) over the same time is measured first and shown, not subtracted.
+- **Slack**: signed ``/pipe create`` slash commands and ``GET /healthz`` alternate in each of the
+  concurrent senders, so both see the same load; the ack is the slash command's HTTP response
+  (its work — the replay record, the command and the reply to the response_url — follows it).
+- The load average (1 minute) is recorded before and after each database's run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from chainpipe.core.actor import Actor
+from chainpipe.core.config import load_settings
+from chainpipe.core.dispatch import execute
+from chainpipe.core.grammar import COMMANDS
+from chainpipe.core.services.tokens import create_token
+from chainpipe.core.uow import UnitOfWork
+
+from bench.run import _pg_schema_urls
+from tests.fakes import slack as fake
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TICK = os.sysconf("SC_CLK_TCK")
+SLACK_FORM = "application/x-www-form-urlencoded"
+CPU_TARGET_MS = 1.0  # server CPU per request at most the in-process op + 1 ms
+ACK_TARGET = 2.0  # slash ack p99 at most 2x /healthz p99
+
+
+def loadavg() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+def loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+# ---- the server ---------------------------------------------------------------------------------
+
+
+class Server:
+    """A `pipe-server` process on ``url``'s database, with Slack pointed at ``slack``."""
+
+    def __init__(self, database_url: str, slack: fake.FakeSlack, host: str, workers: int, home: Path):
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "config.toml").write_text("", encoding="utf-8")
+        self.env = {**os.environ, "PIPE_DATABASE_URL": database_url, "PIPE_DATA_DIR": str(home / "data"),
+                    "PIPE_CONFIG": str(home / "config.toml"), "HOME": str(home),
+                    "SLACK_SIGNING_SECRET": fake.SIGNING_SECRET, "SLACK_BOT_TOKEN": fake.BOT_TOKEN,
+                    "SLACK_API_URL": slack.api_url, "PIPE_SLACK_CHANNEL": "C0BENCH"}
+        self.port = free_port(host)
+        self.url = f"http://{host}:{self.port}"
+        self.log = home / "server.log"
+        cmd = [str(BIN / "pipe-server"), "--host", host, "--port", str(self.port), "--log-level", "warning",
+               "--workers", str(workers)]
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        self.settings = load_settings(self.env)
+
+    def wait_ready(self, workers: int, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"bench: pipe-server exited {self.proc.returncode}: {self.log.read_text()[-500:]}")
+            try:
+                ok = httpx.get(self.url + "/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            if ok and (workers == 1 or len(self.pids()) > workers):
+                return
+            time.sleep(0.1)
+        raise SystemExit(f"bench: pipe-server did not become ready: {self.log.read_text()[-500:]}")
+
+    def pids(self) -> list[int]:
+        """The server and every process under it (uvicorn's workers)."""
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        found = children.read_text().split() if children.exists() else []
+        return [self.proc.pid, *map(int, found)]
+
+    def cpu(self) -> float:
+        """Seconds of CPU (user + system) the server's processes have used so far."""
+        total = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+        return total / TICK
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+# ---- the load -----------------------------------------------------------------------------------
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection on asyncio streams. The load generator shares the
+    machine with the server, so it spends as little CPU per request as it can: no HTTP library,
+    requests built from bytes, responses read by their Content-Length."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.reader = self.writer = None
+
+    async def request(self, method: str, path: str, body: bytes = b"",
+                      headers: dict | None = None) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}", f"Content-Length: {len(body)}"]
+        head += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+        status_line = await self.reader.readline()
+        length, closing = 0, False
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            name = name.strip().lower()
+            if name == "content-length":
+                length = int(value)
+            elif name == "connection" and value.strip().lower() == "close":
+                closing = True
+        content = await self.reader.readexactly(length) if length else b""
+        if closing:
+            self.close()
+        return int(status_line.split()[1]), content
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.reader = self.writer = None
+
+
+async def bounded(host: str, port: int, concurrency: int, sender) -> None:
+    """``concurrency`` copies of ``sender(connection)`` at once, each on a connection of its own."""
+    connections = [Connection(host, port) for _ in range(concurrency)]
+    try:
+        await asyncio.gather(*(sender(c) for c in connections))
+    finally:
+        for c in connections:
+            c.close()
+
+
+async def api_writes(host: str, port: int, token: str, total: int, concurrency: int) -> tuple[float, list[float]]:
+    """(seconds, per-request wall ms) for ``total`` creates, ``concurrency`` in flight."""
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    walls: list[float] = []
+    left = iter(range(total))
+
+    async def sender(conn: Connection) -> None:
+        for i in left:
+            t0 = time.perf_counter()
+            status, content = await conn.request("POST", "/api/v1/commands/create",
+                                                 json.dumps({"name": f"bench {i}"}).encode(), headers)
+            walls.append((time.perf_counter() - t0) * 1000)
+            if status != 200:
+                raise SystemExit(f"bench: create answered {status}: {content[:300]!r}")
+
+    started = time.perf_counter()
+    await bounded(host, port, concurrency, sender)
+    return time.perf_counter() - started, walls
+
+
+async def slack_and_health(host: str, port: int, slack: fake.FakeSlack, first: int, total: int,
+                           concurrency: int) -> dict:
+    """Slash-command acks and /healthz, alternating in every sender; wall ms of each."""
+    acks: list[float] = []
+    health: list[float] = []
+    left = iter(range(first, first + total))
+
+    async def sender(conn: Connection) -> None:
+        for i in left:
+            body = fake.slash_body(f"create --name ack{i}", user_id="U0BENCH", response_url=slack.response_url(f"b{i}"))
+            t0 = time.perf_counter()
+            status, content = await conn.request("POST", "/slack/events", body.encode(),
+                                                 fake.headers_for(body, SLACK_FORM))
+            acks.append((time.perf_counter() - t0) * 1000)
+            if status != 200 or content:
+                raise SystemExit(f"bench: slash ack {status}: {content[:300]!r}")
+            t0 = time.perf_counter()
+            status, _ = await conn.request("GET", "/healthz")
+            health.append((time.perf_counter() - t0) * 1000)
+            if status != 200:
+                raise SystemExit(f"bench: /healthz answered {status}")
+
+    await bounded(host, port, concurrency, sender)
+    return {"acks": acks, "health": health}
+
+
+def in_process_cpu(settings, rounds: int) -> float:
+    """CPU p50 (ms) of the same create, run here through core.dispatch (one unit of work)."""
+    actor, command, cpu = Actor("token:bench", "api", principal="token:bench", service=True), COMMANDS["create"], []
+    for i in range(rounds):
+        t0 = time.process_time()
+        execute(command, {"name": f"inproc {i}"}, actor, settings, local=False)
+        cpu.append((time.process_time() - t0) * 1000)
+    return statistics.median(cpu[3:])
+
+
+# ---- one database -------------------------------------------------------------------------------
+
+
+def measure(name: str, database_url: str, args, home: Path) -> dict:
+    slack = fake.FakeSlack().start()
+    server = Server(database_url, slack, args.host, args.workers, home)
+    try:
+        server.wait_ready(args.workers)
+        with UnitOfWork(server.settings) as uow:
+            token = create_token(uow, Actor("bench"), "bench")["token"]
+        load_before = loadavg()
+        where = (args.host, server.port)
+        asyncio.run(api_writes(*where, token, min(200, args.writes), args.concurrency))  # warm-up
+        idle0 = server.cpu()
+        time.sleep(2.0)
+        idle_per_s = (server.cpu() - idle0) / 2.0
+        inproc = in_process_cpu(server.settings, args.inproc)
+        cpu0 = server.cpu()
+        seconds, walls = asyncio.run(api_writes(*where, token, args.writes, args.concurrency))
+        cpu_per_req = (server.cpu() - cpu0) / args.writes * 1000
+        inproc_after = in_process_cpu(server.settings, args.inproc)
+        warm = min(100, args.slash)
+        asyncio.run(slack_and_health(*where, slack, 0, warm, args.concurrency))
+        latency = asyncio.run(slack_and_health(*where, slack, warm, args.slash, args.concurrency))
+        replies = len(slack.wait_for("response_url", lambda c: c.path.startswith("/response/b"),
+                                     timeout=120, count=args.slash + warm))
+        load_after = loadavg()
+    finally:
+        server.stop()
+        slack.stop()
+    return {
+        "database": name, "workers": args.workers, "writes": args.writes, "rps": args.writes / seconds,
+        "write_p50": pct(walls, 0.5), "write_p99": pct(walls, 0.99), "cpu_per_req": cpu_per_req,
+        "idle_cpu_ms_per_s": idle_per_s * 1000, "inproc": statistics.median([inproc, inproc_after]),
+        "slash": args.slash, "ack_p50": pct(latency["acks"], 0.5), "ack_p99": pct(latency["acks"], 0.99),
+        "health_p50": pct(latency["health"], 0.5), "health_p99": pct(latency["health"], 0.99),
+        "replies": replies, "load": (load_before, load_after),
+    }
+
+
+# ---- the report ---------------------------------------------------------------------------------
+
+
+def report(results: list[dict], concurrency: int) -> str:
+    lines = [f"Concurrency {concurrency}; machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}.", "",
+             "| database | workers | API writes/s | write p50 / p99 (ms) | server CPU per write (ms) "
+             "| in-process create CPU p50 (ms) | server − in-process (ms) | idle server CPU (ms/s) "
+             "| load before → after |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        lines.append(f"| {r['database']} | {r['workers']} | {r['rps']:.0f} "
+                     f"| {r['write_p50']:.1f} / {r['write_p99']:.1f} "
+                     f"| {r['cpu_per_req']:.2f} | {r['inproc']:.2f} | {r['cpu_per_req'] - r['inproc']:+.2f} "
+                     f"| {r['idle_cpu_ms_per_s']:.1f} | {r['load'][0]:.2f} → {r['load'][1]:.2f} |")
+    lines += ["", "| database | workers | slash commands | ack p50 / p99 (ms) | /healthz p50 / p99 (ms) | "
+              "ack p99 ÷ /healthz p99 | replies delivered |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        lines.append(f"| {r['database']} | {r['workers']} | {r['slash']} | {r['ack_p50']:.1f} / {r['ack_p99']:.1f} "
+                     f"| {r['health_p50']:.1f} / {r['health_p99']:.1f} | {r['ack_p99'] / r['health_p99']:.2f} "
+                     f"| {r['replies']} |")
+    lines += ["", f"Targets: server CPU per write ≤ in-process + {CPU_TARGET_MS:g} ms; ack p99 ≤ {ACK_TARGET:g}× "
+              "/healthz p99 (and ≤ 100 ms on a quiet machine)."]
+    return "\n".join(lines)
+
+
+def write_section(path: Path, body: str) -> None:
+    """Replace what stands between the server results markers in BENCHMARKS.md."""
+    text = path.read_text(encoding="utf-8")
+    head, start, rest = text.partition("<!-- server-results -->")
+    if not start:
+        raise SystemExit("bench: BENCHMARKS.md has no <!-- server-results --> marker")
+    _, end, tail = rest.partition("<!-- /server-results -->")
+    path.write_text(head + start + "\n\n" + body + "\n\n" + (end or "<!-- /server-results -->") + tail,
+                    encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench.server", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1", help="a loopback address (nothing else is accepted)")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--writes", type=int, default=2000)
+    parser.add_argument("--slash", type=int, default=1000)
+    parser.add_argument("--inproc", type=int, default=200, help="in-process creates timed, twice")
+    parser.add_argument("--workers", type=int, default=1, help="server processes on PostgreSQL (SQLite: 1)")
+    parser.add_argument("--sqlite-only", action="store_true")
+    parser.add_argument("--write", action="store_true", help="rewrite the server results in BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    if not loopback(args.host):
+        print(f"bench.server: --host must be a loopback address, got {args.host!r}", file=sys.stderr)
+        return 2
+    if not 1 <= args.concurrency <= 1024 or args.writes < 1 or args.slash < 1 or args.workers < 1:
+        print("bench.server: --concurrency 1-1024, --writes, --slash and --workers at least 1", file=sys.stderr)
+        return 2
+    results = []
+    workers = args.workers
+    with tempfile.TemporaryDirectory(prefix="pipe-bench-server-") as tmp:
+        args.workers = 1  # SQLite: one process (pipe-server refuses more)
+        results.append(measure("SQLite", f"sqlite:///{tmp}/bench.db", args, Path(tmp) / "sqlite"))
+        base = os.environ.get("PIPE_BENCH_DATABASE_URL") or os.environ.get("PIPE_TEST_DATABASE_URL")
+        if base and not args.sqlite_only:
+            from chainpipe.core.db import dispose_engines
+
+            url, drop = _pg_schema_urls(base)
+            try:
+                for n in sorted({1, workers}):
+                    args.workers = n
+                    results.append(measure("PostgreSQL", url(f"server{n}"), args, Path(tmp) / f"pg{n}"))
+            finally:
+                dispose_engines()
+                drop()
+    text = report(results, args.concurrency)
+    print(text)
+    if args.write:
+        write_section(ROOT / "BENCHMARKS.md", text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
