@@ -88,13 +88,16 @@ def pct(values: list[float], q: float) -> float:
 class Server:
     """A `pipe-server` process on ``url``'s database, with Slack pointed at ``slack``."""
 
-    def __init__(self, database_url: str, slack: fake.FakeSlack, host: str, workers: int, home: Path):
+    def __init__(self, database_url: str, slack: fake.FakeSlack, host: str, workers: int, home: Path, *,
+                 slack_on: bool = True):
         home.mkdir(parents=True, exist_ok=True)
         (home / "config.toml").write_text("", encoding="utf-8")
         self.env = {**os.environ, "PIPE_DATABASE_URL": database_url, "PIPE_DATA_DIR": str(home / "data"),
                     "PIPE_CONFIG": str(home / "config.toml"), "HOME": str(home),
                     "SLACK_SIGNING_SECRET": fake.SIGNING_SECRET, "SLACK_BOT_TOKEN": fake.BOT_TOKEN,
                     "SLACK_API_URL": slack.api_url, "PIPE_SLACK_CHANNEL": "C0BENCH"}
+        if not slack_on:
+            self.env["PIPE_SERVER_API_ONLY"] = "1"
         self.port = free_port(host)
         self.url = f"http://{host}:{self.port}"
         self.log = home / "server.log"
@@ -239,26 +242,27 @@ async def slack_and_health(host: str, port: int, slack: fake.FakeSlack, first: i
     return {"acks": acks, "health": health}
 
 
-def in_process_cpu(settings, rounds: int) -> float:
-    """CPU p50 (ms) of the same create, run here through core.dispatch (one unit of work)."""
+def in_process_cpu(settings, rounds: int) -> list[float]:
+    """CPU ms of each of the same creates, run here through core.dispatch (one unit of work)."""
     actor, command, cpu = Actor("token:bench", "api", principal="token:bench", service=True), COMMANDS["create"], []
     for i in range(rounds):
         t0 = time.process_time()
         execute(command, {"name": f"inproc {i}"}, actor, settings, local=False)
         cpu.append((time.process_time() - t0) * 1000)
-    return statistics.median(cpu[3:])
+    return cpu[3:]
 
 
 # ---- one database -------------------------------------------------------------------------------
 
 
-def measure(name: str, database_url: str, args, home: Path) -> dict:
+def measure(name: str, database_url: str, args, home: Path, *, slack_on: bool) -> dict:
+    """One server on the database: the writes, then (with Slack on) the slash commands."""
     slack = fake.FakeSlack().start()
-    server = Server(database_url, slack, args.host, args.workers, home)
+    server = Server(database_url, slack, args.host, args.workers, home, slack_on=slack_on)
     try:
         server.wait_ready(args.workers)
         with UnitOfWork(server.settings) as uow:
-            token = create_token(uow, Actor("bench"), "bench")["token"]
+            token = create_token(uow, Actor("bench"), f"bench-{time.time_ns()}")["token"]
         load_before = loadavg()
         where = (args.host, server.port)
         asyncio.run(api_writes(*where, token, min(200, args.writes), args.concurrency))  # warm-up
@@ -269,24 +273,38 @@ def measure(name: str, database_url: str, args, home: Path) -> dict:
         cpu0 = server.cpu()
         seconds, walls = asyncio.run(api_writes(*where, token, args.writes, args.concurrency))
         cpu_per_req = (server.cpu() - cpu0) / args.writes * 1000
-        inproc_after = in_process_cpu(server.settings, args.inproc)
-        warm = min(100, args.slash)
-        asyncio.run(slack_and_health(*where, slack, 0, warm, args.concurrency))
-        latency = asyncio.run(slack_and_health(*where, slack, warm, args.slash, args.concurrency))
-        replies = len(slack.wait_for("response_url", lambda c: c.path.startswith("/response/b"),
-                                     timeout=120, count=args.slash + warm))
-        load_after = loadavg()
+        inproc += in_process_cpu(server.settings, args.inproc)
+        result = {
+            "database": name, "workers": args.workers, "slack": slack_on, "writes": args.writes,
+            "rps": args.writes / seconds, "write_p50": pct(walls, 0.5), "write_p99": pct(walls, 0.99),
+            "cpu_per_req": cpu_per_req, "idle_cpu_ms_per_s": idle_per_s * 1000,
+            "inproc": statistics.median(inproc), "inproc_mean": statistics.fmean(inproc),
+        }
+        if slack_on:
+            warm = min(100, args.slash)
+            asyncio.run(slack_and_health(*where, slack, 0, warm, args.concurrency))
+            latency = asyncio.run(slack_and_health(*where, slack, warm, args.slash, args.concurrency))
+            replies = slack.wait_for("response_url", lambda c: c.path.startswith("/response/b"),
+                                     timeout=120, count=args.slash + warm)
+            result |= {"slash": args.slash, "ack_p50": pct(latency["acks"], 0.5),
+                       "ack_p99": pct(latency["acks"], 0.99), "health_p50": pct(latency["health"], 0.5),
+                       "health_p99": pct(latency["health"], 0.99), "replies": len(replies) - warm}
+        result["load"] = (load_before, loadavg())
+        return result
     finally:
         server.stop()
         slack.stop()
-    return {
-        "database": name, "workers": args.workers, "writes": args.writes, "rps": args.writes / seconds,
-        "write_p50": pct(walls, 0.5), "write_p99": pct(walls, 0.99), "cpu_per_req": cpu_per_req,
-        "idle_cpu_ms_per_s": idle_per_s * 1000, "inproc": statistics.median([inproc, inproc_after]),
-        "slash": args.slash, "ack_p50": pct(latency["acks"], 0.5), "ack_p99": pct(latency["acks"], 0.99),
-        "health_p50": pct(latency["health"], 0.5), "health_p99": pct(latency["health"], 0.99),
-        "replies": replies, "load": (load_before, load_after),
-    }
+
+
+def measure_database(name: str, url, args, home: Path, workers: list[int]) -> list[dict]:
+    """Slack on and API only, for each number of workers; ``url(label)`` names a fresh database."""
+    results = []
+    for n in workers:
+        args.workers = n
+        for slack_on in (True, False):
+            label = f"{n}-{'slack' if slack_on else 'api'}"
+            results.append(measure(name, url(label), args, home / label, slack_on=slack_on))
+    return results
 
 
 # ---- the report ---------------------------------------------------------------------------------
@@ -294,18 +312,18 @@ def measure(name: str, database_url: str, args, home: Path) -> dict:
 
 def report(results: list[dict], concurrency: int) -> str:
     lines = [f"Concurrency {concurrency}; machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}.", "",
-             "| database | workers | API writes/s | write p50 / p99 (ms) | server CPU per write (ms) "
-             "| in-process create CPU p50 (ms) | server − in-process (ms) | idle server CPU (ms/s) "
+             "| database | workers | Slack | API writes/s | write p50 / p99 (ms) | server CPU per write (ms) "
+             "| in-process create CPU p50 / mean (ms) | server − in-process p50 (ms) | idle server CPU (ms/s) "
              "| load before → after |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
-        lines.append(f"| {r['database']} | {r['workers']} | {r['rps']:.0f} "
-                     f"| {r['write_p50']:.1f} / {r['write_p99']:.1f} "
-                     f"| {r['cpu_per_req']:.2f} | {r['inproc']:.2f} | {r['cpu_per_req'] - r['inproc']:+.2f} "
+        lines.append(f"| {r['database']} | {r['workers']} | {'on' if r['slack'] else 'off (API only)'} "
+                     f"| {r['rps']:.0f} | {r['write_p50']:.1f} / {r['write_p99']:.1f} | {r['cpu_per_req']:.2f} "
+                     f"| {r['inproc']:.2f} / {r['inproc_mean']:.2f} | {r['cpu_per_req'] - r['inproc']:+.2f} "
                      f"| {r['idle_cpu_ms_per_s']:.1f} | {r['load'][0]:.2f} → {r['load'][1]:.2f} |")
     lines += ["", "| database | workers | slash commands | ack p50 / p99 (ms) | /healthz p50 / p99 (ms) | "
               "ack p99 ÷ /healthz p99 | replies delivered |", "|---|---:|---:|---:|---:|---:|---:|"]
-    for r in results:
+    for r in (r for r in results if r["slack"]):
         lines.append(f"| {r['database']} | {r['workers']} | {r['slash']} | {r['ack_p50']:.1f} / {r['ack_p99']:.1f} "
                      f"| {r['health_p50']:.1f} / {r['health_p99']:.1f} | {r['ack_p99'] / r['health_p99']:.2f} "
                      f"| {r['replies']} |")
@@ -343,19 +361,19 @@ def main(argv: list[str] | None = None) -> int:
         print("bench.server: --concurrency 1-1024, --writes, --slash and --workers at least 1", file=sys.stderr)
         return 2
     results = []
-    workers = args.workers
+    workers = sorted({1, args.workers})
     with tempfile.TemporaryDirectory(prefix="pipe-bench-server-") as tmp:
-        args.workers = 1  # SQLite: one process (pipe-server refuses more)
-        results.append(measure("SQLite", f"sqlite:///{tmp}/bench.db", args, Path(tmp) / "sqlite"))
+        # SQLite: one process (pipe-server refuses more); a fresh file per server.
+        results += measure_database("SQLite", lambda label: f"sqlite:///{tmp}/{label}.db", args, Path(tmp) / "sqlite",
+                                    [1])
         base = os.environ.get("PIPE_BENCH_DATABASE_URL") or os.environ.get("PIPE_TEST_DATABASE_URL")
         if base and not args.sqlite_only:
             from chainpipe.core.db import dispose_engines
 
             url, drop = _pg_schema_urls(base)
             try:
-                for n in sorted({1, workers}):
-                    args.workers = n
-                    results.append(measure("PostgreSQL", url(f"server{n}"), args, Path(tmp) / f"pg{n}"))
+                results += measure_database("PostgreSQL", lambda label: url(label.replace("-", "_")), args,
+                                            Path(tmp) / "pg", workers)
             finally:
                 dispose_engines()
                 drop()
