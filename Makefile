@@ -62,3 +62,10 @@ image:
 image-test: install
 	bash scripts/image.sh base
 	CHAINPIPE_IMAGE_TEST=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/e2e/test_image.py
+
+# `make bench-server` loads a local pipe-server (SQLite, and PostgreSQL when PIPE_TEST_DATABASE_URL or
+# PIPE_BENCH_DATABASE_URL is set): API writes/s and CPU per request, Slack ack latency beside /healthz;
+# `make bench-server BENCH_ARGS="--workers 2 --write"` also rewrites "## Server" in BENCHMARKS.md.
+.PHONY: bench-server
+bench-server: install
+	$(BIN)/python -m bench.server $(BENCH_ARGS)

@@ -2,6 +2,12 @@
 bearer-token auth, errors translated once (``error_response``), and an OpenAPI 3.1 document
 generated from the same grammar.
 
+One unit of work per request: ``bearer`` refuses a missing or malformed token without the
+database and before the body is read; the lookup itself runs inside the command's own transaction
+(``Admission``, core.dispatch's ``admit``), and only then is the body parsed and bound. So a caller
+with a forged but well-formed token can make the server read up to ``MAX_BODY`` bytes (as anyone can
+at ``/slack/events`` before its signature is checked) — never parse, bind or run it.
+
 Bodies are read defensively: at most ``MAX_BODY`` bytes (413 beyond, checked before reading when
 the length is declared) and UTF-8 JSON (400 otherwise, however deeply nested); the values are bound
 by the command itself (``Command.bind``: 422 for a body that is not an object of its parameters).
