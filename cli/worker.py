@@ -119,17 +119,17 @@ class Worker:
 
     # -- life -------------------------------------------------------------------------------
     def bind(self) -> bool:
-        """Take the lock and the socket; False if the data directory is not private or another
-        worker holds the lock."""
-        root = self.key["data_dir"]
-        os.makedirs(os.path.dirname(root), exist_ok=True)
-        try:
-            os.mkdir(root, 0o700)
-        except FileExistsError:
-            pass
-        st = os.lstat(root)
-        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or stat.S_IMODE(st.st_mode) & 0o077:
-            return False
+        """Take the lock and the socket; False if the data directory or the socket's directory (the
+        same one, or the user's own under /tmp) is not private, or another worker holds the lock."""
+        for root in dict.fromkeys((self.key["data_dir"], os.path.dirname(self.path))):
+            os.makedirs(os.path.dirname(root), exist_ok=True)
+            try:
+                os.mkdir(root, 0o700)
+            except FileExistsError:
+                pass
+            st = os.lstat(root)
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or stat.S_IMODE(st.st_mode) & 0o077:
+                return False
         self.lock = os.open(self.path + ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
         deadline = time.monotonic() + LOCK_WAIT
         while True:

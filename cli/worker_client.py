@@ -3,7 +3,9 @@ command answered by the worker imports neither SQLAlchemy nor Typer.
 
     worker      one process per data directory, user and effective configuration (data directory,
                 database URL, config file path), listening on ``<data dir>/worker-<key>.sock``
-                (0600, in the 0700 data directory); both ends check the other's uid (SO_PEERCRED)
+                (0600, in the 0700 data directory; in ``/tmp/chainpipe-<uid>``, also 0700, when the
+                data directory's path is too long for a socket's); both ends check the other's uid
+                (SO_PEERCRED)
     request     argv, working directory, the environment that changes behaviour (``PIPE_*``, ``HOME``,
                 ``XDG_*``, ``COLUMNS``, ``NO_COLOR``, the locale, ``TZ``, the OS user) and how the
                 terminal's streams look (encoding, isatty)
@@ -35,6 +37,7 @@ ENV_NAMES = ("HOME", "COLUMNS", "LINES", "NO_COLOR", "LANG", "TZ", "LOGNAME", "U
 BYPASS_COMMANDS = ("login", "logout")
 BYPASS_FLAGS = ("--help", "-h", "--version", "--install-completion", "--show-completion")
 SOCKET_MAX = 100  # sun_path holds 108 bytes
+SHORT_ROOT = "/tmp"  # where a socket goes whose data directory's path is too long (socket_path)
 HEADER = struct.Struct("!I")
 FRAME_MAX = 64 * 1024 * 1024
 ACCEPTED, REFUSED = b"A", b"R"
@@ -104,8 +107,13 @@ def _absolute(path: str, env, cwd: str | None) -> str:
 
 
 def socket_path(key: dict) -> str:
+    """The worker's socket: in the data directory, or — when that path would not fit in a socket
+    address — in the user's own directory under /tmp (the key's digest names the data directory)."""
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    return os.path.join(key["data_dir"], f"worker-{digest}.sock")
+    path = os.path.join(key["data_dir"], f"worker-{digest}.sock")
+    if len(path.encode()) <= SOCKET_MAX:
+        return path
+    return os.path.join(SHORT_ROOT, f"chainpipe-{os.getuid()}", f"worker-{digest}.sock")
 
 
 def request(argv: list[str], env=os.environ) -> dict:

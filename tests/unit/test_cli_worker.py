@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
+import tempfile
 import threading
+from pathlib import Path
 
 import pytest
 from chainpipe.cli import worker, worker_client
@@ -99,8 +102,19 @@ def test_stdout_and_stderr_keep_the_order_they_were_written_in():
     assert out.isatty() and err.isatty()
 
 
-def test_the_client_leaves_a_socket_of_another_uid_alone(env, tmp_path, monkeypatch):
+@pytest.fixture
+def short_dir():
+    """A data directory whose socket path fits in sun_path wherever pytest keeps its tmp_path
+    (else no worker is tried at all, and a test of what the client does with one proves nothing)."""
+    root = tempfile.mkdtemp(prefix="pw-", dir="/tmp")
+    yield os.path.join(root, "data")
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_the_client_leaves_a_socket_of_another_uid_alone(env, short_dir, monkeypatch):
+    env = env | {"PIPE_DATA_DIR": short_dir}
     path = socket_path(config_key(env))
+    assert len(path.encode()) <= worker_client.SOCKET_MAX
     os.makedirs(os.path.dirname(path), mode=0o700)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
@@ -112,7 +126,7 @@ def test_the_client_leaves_a_socket_of_another_uid_alone(env, tmp_path, monkeypa
         with conn:
             got.append(conn.recv(65536))
 
-    thread = threading.Thread(target=serve)
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     monkeypatch.setattr(worker_client, "start", lambda *a, **k: None)
     monkeypatch.setattr(worker_client.os, "getuid", lambda: os.geteuid() + 1)
@@ -162,3 +176,30 @@ def test_the_worker_sees_the_clients_paths_not_its_own(tmp_path, monkeypatch):
     key = config_key(client, str(tmp_path))
     assert key["data_dir"] == str(tmp_path / "rel") and key["config"] == str(tmp_path / "c.toml")
     assert config_key({"HOME": str(tmp_path)}, "/")["data_dir"] == str(tmp_path / ".local/share/chainpipe")
+
+
+def test_a_data_directory_too_deep_for_a_socket_gets_one_in_a_private_directory_of_its_own(
+        env, tmp_path, short_dir, monkeypatch):
+    short = os.path.dirname(short_dir)
+    monkeypatch.setattr(worker_client, "SHORT_ROOT", short)
+    deep = env | {"PIPE_DATA_DIR": str(tmp_path / ("d" * 120))}
+    path = socket_path(config_key(deep))
+    assert path.startswith(os.path.join(short, f"chainpipe-{os.getuid()}", "worker-"))
+    assert path != socket_path(config_key(deep | {"PIPE_DATA_DIR": str(tmp_path / ("e" * 120))}))
+    w = worker.Worker(config_key(deep))
+    try:
+        assert w.bind()
+        assert oct(os.stat(os.path.dirname(path)).st_mode & 0o777) == "0o700"
+        assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+    finally:
+        w.close()
+
+
+def test_a_socket_directory_others_can_enter_is_not_used(env, tmp_path, short_dir, monkeypatch):
+    monkeypatch.setattr(worker_client, "SHORT_ROOT", os.path.dirname(short_dir))
+    shared = Path(os.path.dirname(short_dir)) / f"chainpipe-{os.getuid()}"
+    shared.mkdir(parents=True, mode=0o755)
+    shared.chmod(0o755)
+    w = worker.Worker(config_key(env | {"PIPE_DATA_DIR": str(tmp_path / ("d" * 120))}))
+    assert not w.bind()
+    assert list(shared.iterdir()) == []
