@@ -45,14 +45,25 @@ def pg_url():
 
 
 def _truncate_all(url: str) -> None:
+    """Empty every table and restart every sequence: what a fresh SQLite file gives each test.
+
+    ``DELETE`` children first, not ``TRUNCATE``: on tables this small it takes ≈ 10 ms where
+    ``TRUNCATE … RESTART IDENTITY CASCADE`` takes ≈ 0.5 s (new files for every table and its
+    indexes), which, paid by each of several hundred tests, was most of the PostgreSQL run."""
     from chainpipe.core.db import get_engine
     from sqlalchemy import text
     from sqlmodel import SQLModel
 
     engine = get_engine(url)
-    names = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables if t.name != "schema_version")
+    tables = [t.name for t in reversed(SQLModel.metadata.sorted_tables) if t.name != "schema_version"]
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        for name in tables:
+            conn.execute(text(f'DELETE FROM "{name}"'))
+        sequences = conn.execute(text(
+            "SELECT quote_ident(schemaname) || '.' || quote_ident(sequencename) FROM pg_sequences "
+            "WHERE schemaname = current_schema()")).scalars().all()
+        if sequences:
+            conn.execute(text("SELECT " + ", ".join(f"setval('{s}', 1, false)" for s in sequences)))
 
 
 @pytest.fixture(params=BACKENDS)
