@@ -10,7 +10,7 @@ from chainpipe.core.rules.metrics import check_metric
 from chainpipe.core.services import pages
 
 THRESHOLDS = ("degraded", "unhealthy")
-CHAIN_ROWS = 500  # audit rows a view of the pipeline page re-verifies: more than the 200 it lists
+CHAIN_ROWS = pages.AUDIT_ROWS  # audit rows a view re-verifies: as many as the page lists
 DORA_CHARTS = (
     ("deployment_frequency", "per_day", "Deployment frequency", "deploys per day"),
     ("lead_time", "median_seconds", "Lead time for changes (median)", "hours"),
