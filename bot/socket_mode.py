@@ -85,6 +85,10 @@ class ReconnectingClient(SocketModeClient):
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+        # Wake the message processor, which otherwise waits out its one-second queue timeout
+        # before it sees that the client is closed (every shutdown paid that second).
+        self.closed = True
+        self.message_queue.put(None)
         super().close()
 
 
