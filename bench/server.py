@@ -89,7 +89,7 @@ class Server:
     """A `pipe-server` process on ``url``'s database, with Slack pointed at ``slack``."""
 
     def __init__(self, database_url: str, slack: fake.FakeSlack, host: str, workers: int, home: Path, *,
-                 slack_on: bool = True):
+                 slack_on: bool = True, pythonpath: str | None = None):
         home.mkdir(parents=True, exist_ok=True)
         (home / "config.toml").write_text("", encoding="utf-8")
         self.env = {**os.environ, "PIPE_DATABASE_URL": database_url, "PIPE_DATA_DIR": str(home / "data"),
@@ -98,11 +98,13 @@ class Server:
                     "SLACK_API_URL": slack.api_url, "PIPE_SLACK_CHANNEL": "C0BENCH"}
         if not slack_on:
             self.env["PIPE_SERVER_API_ONLY"] = "1"
+        if pythonpath:  # another tree's chainpipe package (--compare), ahead of the installed one
+            self.env["PYTHONPATH"] = pythonpath
         self.port = free_port(host)
         self.url = f"http://{host}:{self.port}"
         self.log = home / "server.log"
-        cmd = [str(BIN / "pipe-server"), "--host", host, "--port", str(self.port), "--log-level", "warning",
-               "--workers", str(workers)]
+        cmd = [str(BIN / "pipe-server"), "--host", host, "--port", str(self.port), "--log-level", "warning"]
+        cmd += ["--workers", str(workers)] if workers > 1 else []
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT)
         self.settings = load_settings(self.env)
@@ -255,10 +257,10 @@ def in_process_cpu(settings, rounds: int) -> list[float]:
 # ---- one database -------------------------------------------------------------------------------
 
 
-def measure(name: str, database_url: str, args, home: Path, *, slack_on: bool) -> dict:
+def measure(name: str, database_url: str, args, home: Path, *, slack_on: bool, tree: tuple) -> dict:
     """One server on the database: the writes, then (with Slack on) the slash commands."""
     slack = fake.FakeSlack().start()
-    server = Server(database_url, slack, args.host, args.workers, home, slack_on=slack_on)
+    server = Server(database_url, slack, args.host, args.workers, home, slack_on=slack_on, pythonpath=tree[1])
     try:
         server.wait_ready(args.workers)
         with UnitOfWork(server.settings) as uow:
@@ -275,7 +277,7 @@ def measure(name: str, database_url: str, args, home: Path, *, slack_on: bool) -
         cpu_per_req = (server.cpu() - cpu0) / args.writes * 1000
         inproc += in_process_cpu(server.settings, args.inproc)
         result = {
-            "database": name, "workers": args.workers, "slack": slack_on, "writes": args.writes,
+            "database": name, "server": tree[0], "workers": args.workers, "slack": slack_on, "writes": args.writes,
             "rps": args.writes / seconds, "write_p50": pct(walls, 0.5), "write_p99": pct(walls, 0.99),
             "cpu_per_req": cpu_per_req, "idle_cpu_ms_per_s": idle_per_s * 1000,
             "inproc": statistics.median(inproc), "inproc_mean": statistics.fmean(inproc),
@@ -297,13 +299,16 @@ def measure(name: str, database_url: str, args, home: Path, *, slack_on: bool) -
 
 
 def measure_database(name: str, url, args, home: Path, workers: list[int]) -> list[dict]:
-    """Slack on and API only, for each number of workers; ``url(label)`` names a fresh database."""
+    """Slack on and API only, for each number of workers and each server tree (this one, and the
+    one ``--compare`` names, one after the other); ``url(label)`` names a fresh database."""
+    trees = [("this tree", None)] + ([(args.compare_label, args.compare)] if args.compare else [])
     results = []
     for n in workers:
         args.workers = n
         for slack_on in (True, False):
-            label = f"{n}-{'slack' if slack_on else 'api'}"
-            results.append(measure(name, url(label), args, home / label, slack_on=slack_on))
+            for i, tree in enumerate(trees if n == 1 else trees[:1]):  # an older tree may not know --workers
+                label = f"{n}-{'slack' if slack_on else 'api'}-{i}"
+                results.append(measure(name, url(label), args, home / label, slack_on=slack_on, tree=tree))
     return results
 
 
@@ -312,19 +317,20 @@ def measure_database(name: str, url, args, home: Path, workers: list[int]) -> li
 
 def report(results: list[dict], concurrency: int) -> str:
     lines = [f"Concurrency {concurrency}; machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}.", "",
-             "| database | workers | Slack | API writes/s | write p50 / p99 (ms) | server CPU per write (ms) "
+             "| database | server | workers | Slack | API writes/s | write p50 / p99 (ms) | server CPU per write (ms) "
              "| in-process create CPU p50 / mean (ms) | server − in-process p50 (ms) | idle server CPU (ms/s) "
              "| load before → after |",
-             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
-        lines.append(f"| {r['database']} | {r['workers']} | {'on' if r['slack'] else 'off (API only)'} "
+        lines.append(f"| {r['database']} | {r['server']} | {r['workers']} | {'on' if r['slack'] else 'off (API only)'} "
                      f"| {r['rps']:.0f} | {r['write_p50']:.1f} / {r['write_p99']:.1f} | {r['cpu_per_req']:.2f} "
                      f"| {r['inproc']:.2f} / {r['inproc_mean']:.2f} | {r['cpu_per_req'] - r['inproc']:+.2f} "
                      f"| {r['idle_cpu_ms_per_s']:.1f} | {r['load'][0]:.2f} → {r['load'][1]:.2f} |")
-    lines += ["", "| database | workers | slash commands | ack p50 / p99 (ms) | /healthz p50 / p99 (ms) | "
-              "ack p99 ÷ /healthz p99 | replies delivered |", "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += ["", "| database | server | workers | slash commands | ack p50 / p99 (ms) | /healthz p50 / p99 (ms) | "
+              "ack p99 ÷ /healthz p99 | replies delivered |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in (r for r in results if r["slack"]):
-        lines.append(f"| {r['database']} | {r['workers']} | {r['slash']} | {r['ack_p50']:.1f} / {r['ack_p99']:.1f} "
+        lines.append(f"| {r['database']} | {r['server']} | {r['workers']} | {r['slash']} "
+                     f"| {r['ack_p50']:.1f} / {r['ack_p99']:.1f} "
                      f"| {r['health_p50']:.1f} / {r['health_p99']:.1f} | {r['ack_p99'] / r['health_p99']:.2f} "
                      f"| {r['replies']} |")
     lines += ["", f"Targets: server CPU per write ≤ in-process + {CPU_TARGET_MS:g} ms; ack p99 ≤ {ACK_TARGET:g}× "
@@ -352,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inproc", type=int, default=200, help="in-process creates timed, twice")
     parser.add_argument("--workers", type=int, default=1, help="server processes on PostgreSQL (SQLite: 1)")
     parser.add_argument("--sqlite-only", action="store_true")
+    parser.add_argument("--compare", metavar="DIR",
+                        help="also serve from another tree: DIR holds a chainpipe package (e.g. an older commit's)")
+    parser.add_argument("--compare-label", default="compared", help="its name in the tables")
     parser.add_argument("--write", action="store_true", help="rewrite the server results in BENCHMARKS.md")
     args = parser.parse_args(argv)
     if not loopback(args.host):
