@@ -74,11 +74,15 @@ class Runtime:
         ``admit``, the caller is proven inside the command's transaction (``core.dispatch``)."""
         if command.kind == "catalogue" and admit is None:  # settings only: says nothing about the database
             return execute(command, values, actor, self.settings, local=False)
-        with self._writer if command.kind == "write" else contextlib.nullcontext():
+        with self.writing() if command.kind == "write" else contextlib.nullcontext():
             result = self.outage.call(execute, command, values, actor, self.settings, local=False, admit=admit)
         if command.kind == "write":
             self.wake()
         return result
+
+    def writing(self) -> contextlib.AbstractContextManager:
+        """Held around each of this server's write transactions (a queue on SQLite, nothing on PostgreSQL)."""
+        return self._writer
 
     def later(self, work: Callable[[], None]) -> None:
         """Run ``work`` on the background threads; what escapes it is logged as a crash."""

@@ -9,8 +9,8 @@ number, and logs refused bodies) and runs first, ahead of authorisation:
   (``X-Slack-Retry-Num``) follow the same rule. These checks need no database, so the listener
   acks at once; the record is written right after the ack, before any work (``Once``, through
   ``after_ack``), and a replay stops there: acked like any request, it never acts. The record
-  lives in the database (``SeenSlackRequest``, unique on the pair), so it holds across replicas and restarts;
-  rows older than the window (plus a minute for clocks that disagree) are pruned every
+  lives in the database (``SeenSlackRequest``, unique on the pair), so it holds across replicas
+  and restarts; rows older than the window (plus a minute for clocks that disagree) are pruned every
   ``PRUNE_EVERY`` inserts — a request that old is refused as stale anyway.
 
 Over Socket Mode (``bot.socket_mode``) there is nothing to sign: the connection itself was opened
@@ -170,7 +170,8 @@ class Once:
     def run(self, work, tell) -> None:
         try:
             try:
-                first = self.runtime.outage.call(self.record)
+                with self.runtime.writing():
+                    first = self.runtime.outage.call(self.record)
             except DatabaseUnavailable:
                 tell(blocks.error_text(OUTAGE_MESSAGE))
                 return
