@@ -15,13 +15,14 @@ gate only where the gate's policy names it in ``service_approvers``.
 
 from __future__ import annotations
 
-import getpass
 from dataclasses import dataclass, field
 
 ADMIN_PREFIX = "os:"
 
 
 def os_user() -> str:
+    import getpass  # here: most commands are told who acts (--as, PIPE_ACTOR)
+
     try:
         return getpass.getuser()
     except (KeyError, OSError):

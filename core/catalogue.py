@@ -6,7 +6,6 @@ Nothing here touches the database; custom templates from the config file are mer
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 
 from chainpipe.core.errors import InvalidInput
@@ -137,6 +136,8 @@ def unknown(kind: str, value: str, allowed, known=None, listing: str | None = No
     """"unknown stage: cod; did you mean code?" when a known word is close (a typo), else the list
     of what is allowed. ``known`` maps every accepted spelling (e.g. aliases) to the value meant."""
     known = known if known is not None else {a: a for a in allowed}
+    import difflib  # only for a mistyped name
+
     close = difflib.get_close_matches(str(value).strip().lower(), list(known), n=1, cutoff=0.75)
     if close:
         return InvalidInput(f"unknown {kind}: {value}; did you mean {known[close[0]]}?")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -150,6 +149,8 @@ def _read_file(env) -> tuple[Path | None, dict]:
         if explicit:
             raise ConfigError(f"config file not found: {path}")
         return None, {}
+    import tomllib  # here: a process without a config file never needs the TOML parser
+
     try:
         return path, tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
