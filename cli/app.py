@@ -162,7 +162,9 @@ def run(argv: list[str]) -> int:
     """``pipe ARGV`` on the local road (catalogue commands, help, usage errors, direct mode); ``argv``
     has its two-word commands joined (core.grammar.join_words)."""
     from chainpipe.cli.errors import report_crash, say
+    from chainpipe.cli.main import start_done
 
+    start_done()
     try:
         fast = _catalogue_fast_path(argv)
     except Exception as exc:  # noqa: BLE001

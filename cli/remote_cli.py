@@ -88,7 +88,9 @@ def run(command: Command, values: dict, target: credentials.Remote | None, *, as
         return None
     from chainpipe.cli import output
     from chainpipe.cli.api_client import ApiClient
+    from chainpipe.cli.main import start_done
 
+    start_done()
     try:
         if as_given:
             raise InvalidInput("--as is not available in remote mode: the token decides who you are "

@@ -17,6 +17,7 @@ def run_command(command: Command, values: dict, *, actor: str, json_out: bool) -
 def run_plain(command: Command, values: dict, *, actor: str, json_out: bool, notes: list[str] = ()) -> int:
     """The same without Typer (cli/main.py's road for an ordinary invocation): the exit code."""
     from chainpipe.cli.errors import say
+    from chainpipe.cli.main import start_done
     from chainpipe.core.actor import local_actor
     from chainpipe.core.config import load_settings
     from chainpipe.core.dispatch import execute
@@ -25,6 +26,8 @@ def run_plain(command: Command, values: dict, *, actor: str, json_out: bool, not
     try:
         settings = load_settings()
         who = local_actor(check_text("--as", actor), allow_as=settings.allow_as)
+        command.resolve()  # the use case and the database code it imports: still part of the start
+        start_done()
         result = execute(command, values, who, settings)
     except PipeError as exc:
         say(exc.message)
