@@ -3,7 +3,14 @@ alike: `python -c pass` (the floor), direct mode in process (PIPE_WORKER=0), dir
 warm worker, and remote mode (a local `pipe-server`, API only). With ``--base DIR``, also an older
 tree of the project (e.g. ``git archive REV | tar -x -C DIR``) run in process, for the before/after.
 
-    .venv/bin/python scripts/bench_cli_start.py [--rounds 15] [--base DIR]
+``--archive REV`` (repeatable) adds the cold path of a commit as an archive with its bytecode
+compiled, as a release installs it (e.g. ``--archive 41bf867 --archive HEAD``: before and after on
+equal terms, whatever state the checkout's own bytecode is in); ``--cold-only`` leaves out the warm
+worker and remote mode; ``--callgrind`` also counts each cold variant's instructions once under
+valgrind (the steady measure on a shared machine).
+
+    .venv/bin/python scripts/bench_cli_start.py [--rounds 15] [--base DIR] [--archive REV]... [--cold-only]
+                                                [--callgrind]
 
 Prints wall and CPU (user + sys of the child) medians per variant, and the load average before
 and after. Everything runs in a temporary directory on SQLite.
@@ -38,6 +45,34 @@ def timed(argv: list[str], env: dict) -> tuple[float, float]:
     if res.returncode != 0:
         raise SystemExit(f"{argv}: exit {res.returncode}: {res.stderr.decode()}")
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def archive(rev: str, into: Path) -> tuple[str, str]:
+    """``rev``'s packages extracted under ``into``, bytecode compiled: (PYTHONPATH, the CLI's module).
+    Trees from before the single namespace (core/, cli/ importable as such) are kept as they were."""
+    root = Path(__file__).resolve().parent.parent
+    pyproject = subprocess.run(["git", "-C", str(root), "show", f"{rev}:pyproject.toml"], capture_output=True,
+                               text=True, check=True).stdout
+    namespaced = '"chainpipe.core" = "core"' in pyproject
+    dest = into / "chainpipe" if namespaced else into
+    dest.mkdir(parents=True)
+    tar = subprocess.run(["git", "-C", str(root), "archive", rev, "core", "cli", "bot", "gh"], capture_output=True,
+                         check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=tar, check=True)
+    if namespaced:
+        (dest / "__init__.py").write_text("", encoding="utf-8")
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(into)], check=True, stdout=subprocess.DEVNULL)
+    return str(into), "chainpipe.cli.main" if namespaced else "cli.main"
+
+
+def instructions(argv: list[str], env: dict) -> int:
+    """Instructions of one run under valgrind's callgrind."""
+    res = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    counts = [line.split()[-1] for line in res.stderr.splitlines() if "Collected :" in line]
+    if res.returncode != 0 or not counts:
+        raise SystemExit(f"callgrind {argv}: exit {res.returncode}: {res.stderr[-2000:]}")
+    return int(counts[-1])
 
 
 def free_port() -> int:
@@ -78,23 +113,39 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--base", help="an older tree of the project, run in process for comparison")
+    parser.add_argument("--archive", action="append", default=[], metavar="REV",
+                        help="a commit's cold path, as an archive with compiled bytecode (repeatable)")
+    parser.add_argument("--cold-only", action="store_true", help="leave out the warm worker and remote mode")
+    parser.add_argument("--callgrind", action="store_true", help="also count each cold variant's instructions")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pipe-bench-"))
     host = {k: v for k, v in os.environ.items() if not k.startswith("PIPE_")}
     env = host | {"PIPE_DATA_DIR": str(work / "data"), "PIPE_ACTOR": "alice", "HOME": str(work),
                   "PIPE_DATABASE_URL": f"sqlite:///{work / 'pipe.db'}", "PIPE_WORKER_IDLE": "600"}
     create = ["create", "--name", "bench"]
+    cold = env | {"PIPE_WORKER": "0"}
     variants = {
         "python -c pass": ([sys.executable, "-c", "pass"], env),
-        "pipe create, cold (PIPE_WORKER=0)": ([PIPE, *create], env | {"PIPE_WORKER": "0"}),
-        "pipe create, warm worker": ([PIPE, *create], env),
+        "pipe create, cold (PIPE_WORKER=0)": ([PIPE, *create], cold),
     }
+    if not args.cold_only:
+        variants["pipe create, warm worker"] = ([PIPE, *create], env)
     if args.base:
+        module = "chainpipe.cli.main" if (Path(args.base) / "chainpipe").is_dir() else "cli.main"
         variants["pipe create, before (in process)"] = (
-            [sys.executable, "-c", "from cli.main import entrypoint; entrypoint()", *create],
-            env | {"PYTHONPATH": args.base, "PIPE_WORKER": "0"})
-    server, url, token = start_server(env | {"PIPE_WORKER": "0"}, work)
-    variants["pipe create, remote mode"] = ([PIPE, *create], env | {"PIPE_SERVER_URL": url, "PIPE_TOKEN": token})
+            [sys.executable, "-c", f"from {module} import entrypoint; entrypoint()", *create],
+            cold | {"PYTHONPATH": args.base})
+    for rev in args.archive:
+        path, module = archive(rev, work / "archives" / rev)
+        # Each archive its own database: an older tree may need an older schema.
+        variants[f"pipe create, cold, {rev} (archive)"] = (
+            [sys.executable, "-c", f"from {module} import entrypoint; entrypoint()", *create],
+            cold | {"PYTHONPATH": path, "PIPE_DATA_DIR": str(work / "archives" / f"{rev}-data"),
+                    "PIPE_DATABASE_URL": f"sqlite:///{work / 'archives' / f'{rev}.db'}"})
+    server = None
+    if not args.cold_only:
+        server, url, token = start_server(cold, work)
+        variants["pipe create, remote mode"] = ([PIPE, *create], env | {"PIPE_SERVER_URL": url, "PIPE_TOKEN": token})
     try:
         for argv, e in variants.values():  # warm-up: schema, the worker, the server, the page cache
             timed(argv, e)
@@ -105,9 +156,12 @@ def main() -> None:
             for name, (argv, e) in variants.items():
                 samples[name].append(timed(argv, e))
         load_after = os.getloadavg()
+        counted = {name: instructions(argv, e) for name, (argv, e) in variants.items()
+                   if args.callgrind and e.get("PIPE_WORKER") == "0"}
     finally:
-        server.terminate()
-        server.wait(10)
+        if server is not None:
+            server.terminate()
+            server.wait(10)
         stop_worker(env)
     floor = statistics.median(w for w, _ in samples["python -c pass"])
     print(f"rounds {args.rounds}, interleaved; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after; "
@@ -118,6 +172,13 @@ def main() -> None:
         walls, cpus = [w for w, _ in values], [c for _, c in values]
         print(f"| {name} | {statistics.median(walls):.3f} | {min(walls):.3f} | {statistics.median(cpus):.3f} | "
               f"{statistics.median(walls) / floor:.1f} |")
+    if counted:
+        # Ratios to the first archive (the "before" of ``--archive BEFORE --archive AFTER``), else to the checkout.
+        names = [n for n in counted if n.endswith("(archive)")] or list(counted)
+        reference = counted[names[0]]
+        print(f"\n| variant (callgrind, one run each) | instructions (G) | × {names[0]} |\n|---|---|---|")
+        for name, count in counted.items():
+            print(f"| {name} | {count / 1e9:.3f} | {count / reference:.3f} |")
 
 
 if __name__ == "__main__":
