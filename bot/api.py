@@ -124,7 +124,7 @@ def bearer(request: Request) -> str:
 
 
 class Touches:
-    """"Last used" for tokens whose request opened no writer: written after the response, all
+    """Tokens' "last used" when their request opened no writer: written after the response, all
     pending tokens in one write, at most once a minute per token (``tokens.LAST_USED_EVERY``)."""
 
     def __init__(self, runtime: Runtime):
@@ -143,7 +143,8 @@ class Touches:
         with self._lock:
             pending, self._pending = self._pending, {}
         if pending:
-            self.runtime.outage.call(_store_touches, self.runtime.settings, pending)
+            with self.runtime.writing():
+                self.runtime.outage.call(_store_touches, self.runtime.settings, pending)
 
 
 def _store_touches(settings, pending: dict) -> None:
