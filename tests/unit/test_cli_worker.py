@@ -159,11 +159,12 @@ def test_a_saved_login_means_remote_mode_so_no_worker(env, tmp_path):
     assert not wanted(["list"], env)
 
 
-def test_one_socket_per_configuration(env, tmp_path):
+def test_one_socket_per_configuration(env, short_dir):
+    env = env | {"PIPE_DATA_DIR": short_dir}  # a path short enough for the socket to live in it
     base = socket_path(config_key(env))
     assert socket_path(config_key(env | {"PIPE_ACTOR": "bob"})) == base
     assert socket_path(config_key(env | {"PIPE_DATABASE_URL": "postgresql://db/x"})) != base
-    assert os.path.dirname(base) == str(tmp_path / "data")
+    assert os.path.dirname(base) == short_dir
     relative = env | {"PIPE_DATABASE_URL": "sqlite:///pipe.db"}
     assert config_key(relative, "/a") != config_key(relative, "/b")
     assert "cwd" not in config_key(env, "/a")
