@@ -1,9 +1,13 @@
 # chainpipe — `make demo` runs the seed walkthrough on a fresh SQLite file; `make test` runs the tests;
 # `make test-fast` runs the unit and service tests on SQLite without the slow ones (the edit loop).
+# The tests run in TEST_WORKERS processes (pytest-xdist; `auto`: one per CPU; `make test TEST_WORKERS=0`
+# runs them in this one process).
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_WORKERS ?= auto
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 .PHONY: install demo test test-fast test-sqlite fuzz bench bench-smoke lint clean
 
@@ -26,10 +30,10 @@ demo: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
 
 test: install
-	$(BIN)/python -m pytest -q --durations=10
+	$(PYTEST) -q --durations=10
 
 test-fast: install
-	env -u PIPE_TEST_DATABASE_URL $(BIN)/python -m pytest -q -m "not slow" tests/unit tests/service
+	env -u PIPE_TEST_DATABASE_URL $(PYTEST) -q -m "not slow" tests/unit tests/service
 
 # 10,000 random invocations of the CLI and 10,000 API bodies (random seed); `make test` runs a
 # bounded, fixed-seed share of the same properties.
@@ -37,7 +41,7 @@ fuzz: install
 	PIPE_FUZZ_PROFILE=deep PIPE_FUZZ_EXAMPLES=$${PIPE_FUZZ_EXAMPLES:-10000} $(BIN)/python -m pytest -q -m fuzz tests/fuzz
 
 test-sqlite: install
-	env -u PIPE_TEST_DATABASE_URL $(BIN)/python -m pytest
+	env -u PIPE_TEST_DATABASE_URL $(PYTEST)
 
 # `make bench` measures on SQLite and, when PIPE_TEST_DATABASE_URL (or PIPE_BENCH_DATABASE_URL) is set,
 # PostgreSQL; `make bench BENCH_ARGS=--write` also rewrites the results in BENCHMARKS.md.
