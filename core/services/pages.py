@@ -126,13 +126,13 @@ def deploy_verdicts(uow, deploy_ids: list[str]) -> dict[str, str]:
     """Each deploy's overall verdict: the worst of its metrics' latest verdicts."""
     if not deploy_ids:
         return {}
-    latest: dict[tuple[str, str], str] = {}
-    stmt = select(VerdictEvent.deploy_id, VerdictEvent.metric, VerdictEvent.verdict).where(
-        VerdictEvent.deploy_id.in_(deploy_ids)).order_by(VerdictEvent.seq)
-    for deploy_id, metric, verdict in uow.session.execute(stmt):
-        latest[(deploy_id, metric)] = verdict
+    # The newest verdict of each (deploy, metric), picked by the database: a deploy whose verdict
+    # changed thousands of times sends one row per metric, not thousands.
+    newest = (select(func.max(VerdictEvent.seq)).where(VerdictEvent.deploy_id.in_(deploy_ids))
+              .group_by(VerdictEvent.deploy_id, VerdictEvent.metric))
+    stmt = select(VerdictEvent.deploy_id, VerdictEvent.verdict).where(VerdictEvent.seq.in_(newest))
     out: dict[str, list[str]] = {}
-    for (deploy_id, _), verdict in latest.items():
+    for deploy_id, verdict in uow.conn.execute(stmt):
         out.setdefault(deploy_id, []).append(verdict)
     return {d: worst(v) for d, v in out.items()}
 
