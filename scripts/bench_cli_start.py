@@ -33,6 +33,7 @@ import urllib.request
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parent.parent
 PIPE = str(BIN / "pipe")
 
 
@@ -50,13 +51,12 @@ def timed(argv: list[str], env: dict) -> tuple[float, float]:
 def archive(rev: str, into: Path) -> tuple[str, str]:
     """``rev``'s packages extracted under ``into``, bytecode compiled: (PYTHONPATH, the CLI's module).
     Trees from before the single namespace (core/, cli/ importable as such) are kept as they were."""
-    root = Path(__file__).resolve().parent.parent
-    pyproject = subprocess.run(["git", "-C", str(root), "show", f"{rev}:pyproject.toml"], capture_output=True,
+    pyproject = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:pyproject.toml"], capture_output=True,
                                text=True, check=True).stdout
     namespaced = '"chainpipe.core" = "core"' in pyproject
     dest = into / "chainpipe" if namespaced else into
     dest.mkdir(parents=True)
-    tar = subprocess.run(["git", "-C", str(root), "archive", rev, "core", "cli", "bot", "gh"], capture_output=True,
+    tar = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "core", "cli", "bot", "gh"], capture_output=True,
                          check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(dest)], input=tar, check=True)
     if namespaced:
@@ -119,6 +119,9 @@ def main() -> None:
     parser.add_argument("--callgrind", action="store_true", help="also count each cold variant's instructions")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pipe-bench-"))
+    # Every variant runs in the temporary directory: `python -c` puts the working directory first on
+    # sys.path, and from the checkout `cli.main` would be the checkout's own cli/, not the tree's.
+    os.chdir(work)
     host = {k: v for k, v in os.environ.items() if not k.startswith("PIPE_")}
     env = host | {"PIPE_DATA_DIR": str(work / "data"), "PIPE_ACTOR": "alice", "HOME": str(work),
                   "PIPE_DATABASE_URL": f"sqlite:///{work / 'pipe.db'}", "PIPE_WORKER_IDLE": "600"}
