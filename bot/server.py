@@ -248,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     # log_config=None: uvicorn's own lines go through the handler above (JSON too, with request ids).
+    # HTTP is parsed by httptools (a dependency; uvicorn's default "auto" picks it over the pure-Python h11).
     options = dict(host=args.host, port=args.port, log_level=args.log_level, access_log=False, log_config=None)
     if args.workers == 1:
         uvicorn.run(app, **options)
