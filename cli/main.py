@@ -139,11 +139,32 @@ def _plain_words(command, words: list[str]) -> tuple[list[str] | None, str | Non
     return out, actor
 
 
+def closed_streams() -> int | None:
+    """Exit 2 before anything runs when standard output is closed (``pipe create … >&-``): a
+    command that had written its change and then could not tell it would be an internal error after
+    the fact. A closed standard error gets /dev/null, so that no file the command opens (the SQLite
+    database) can take descriptor 2 and receive its messages."""
+    if sys.stderr is None:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        if fd != 2:
+            os.dup2(fd, 2)
+            os.close(fd)
+        sys.stderr = open(2, "w", encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+    if sys.stdout is None:
+        sys.stderr.write("pipe: standard output is closed: nothing was run (redirect it to /dev/null "
+                         "to discard it)\n")
+        sys.stderr.flush()
+        return 2
+    return None
+
+
 def entrypoint() -> None:
     """The console script: a warm worker answers when it can (cli/worker_client.py: the standard
     library alone; PIPE_WORKER=0 turns it off), else the command runs here. ``main(argv)``, called
     in process (the tests), never uses the worker."""
     global _start_without_gc
+    if (code := closed_streams()) is not None:
+        sys.exit(code)
     from chainpipe.cli.worker_client import forward
 
     try:

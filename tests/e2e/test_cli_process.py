@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 
 import pytest
@@ -82,13 +83,29 @@ def test_exit_codes_and_one_line_errors_as_a_shell_sees_them(shell_env):
 
 
 def test_a_crash_exits_3_with_one_line_and_the_traceback_in_the_crash_log(shell_env, tmp_path):
-    res = sh(shell_env, f'"{PIPE}" list --json >&-')  # stdout closed: the command cannot print its result
+    assert sh(shell_env, f'"{PIPE}" create --name x').returncode == 0
+    with sqlite3.connect(tmp_path / "pipe.db") as db:  # a counter no version of chainpipe writes
+        db.execute("UPDATE stat_counts SET n = 'many'")
+    res = sh(shell_env, f'"{PIPE}" stats --json')
     assert res.returncode == 3 and res.stdout == ""
     log = tmp_path / "data" / "crash.log"
-    match = re.fullmatch(rf"pipe: internal error (\S+): AttributeError; details in {re.escape(str(log))}\n", res.stderr)
+    match = re.fullmatch(rf"pipe: internal error (\S+): TypeError; details in {re.escape(str(log))}\n", res.stderr)
     assert match, res.stderr
     assert "Traceback" not in res.stderr
     assert match.group(1) in log.read_text(encoding="utf-8") and "Traceback" in log.read_text(encoding="utf-8")
+
+
+def test_a_closed_standard_output_runs_nothing_and_a_closed_standard_error_is_no_crash(shell_env, tmp_path):
+    closed = sh(shell_env, f'"{PIPE}" create --name lost >&-')
+    assert (closed.returncode, closed.stdout) == (2, "")
+    assert closed.stderr == ("pipe: standard output is closed: nothing was run (redirect it to /dev/null "
+                             "to discard it)\n")
+    assert sh(shell_env, f'"{PIPE}" create --name kept 2>&-').returncode == 0
+    refused = sh(shell_env, f'"{PIPE}" start pipe-000000000000 2>&-')
+    assert (refused.returncode, refused.stderr) == (1, "")
+    names = [p["name"] for p in json.loads(sh(shell_env, f'"{PIPE}" list --json').stdout)]
+    assert names == ["kept"]
+    assert not (tmp_path / "data" / "crash.log").exists()
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["stages"], ["templates", "--json"], ["deploy-strategies"],
