@@ -78,15 +78,30 @@ class Notifier(Poller):
         with UnitOfWork(self.settings) as uow:
             after = 0 if self._floor is None else self._floor
             events = outbox.claim_events(uow, CONSUMER, after=after, limit=self.batch, lease_seconds=self.lease)
+        claimed_at = time.monotonic()
+        done: list[tuple[int, str, int]] = []
         for event in events:
             outcome = self._deliver_safely(event)
             if not outcome.startswith(("ok", "skipped")):
                 self.delivery_failures += 1
-            with UnitOfWork(self.settings) as uow:
-                outbox.finish_delivery(uow, CONSUMER, event["seq"], outcome, attempt=event["attempt"])
-        with UnitOfWork(self.settings, write=False) as uow:
-            self._floor = max(0, outbox.high_water(uow, CONSUMER) - outbox.LOOKBACK)
+            done.append((event["seq"], outcome, event["attempt"]))
+            # Outcomes are recorded together, in one transaction per batch, except: a post or update
+            # that reached Slack is recorded at once (a crash right after it must not repeat it),
+            # and so is everything once the batch is half its lease old (a slow Slack must not
+            # outlive the claims). A skip or failure lost in a crash is only delivered again.
+            if outcome.startswith("ok") or time.monotonic() - claimed_at > self.lease / 2:
+                self._finish(done)
+        self._finish(done)
+        if events or self._floor is None:
+            with UnitOfWork(self.settings, write=False) as uow:
+                self._floor = max(0, outbox.high_water(uow, CONSUMER) - outbox.LOOKBACK)
         return len(events)
+
+    def _finish(self, done: list[tuple[int, str, int]]) -> None:
+        if done:
+            with UnitOfWork(self.settings) as uow:
+                outbox.finish_deliveries(uow, CONSUMER, done)
+            done.clear()
 
     # --- one replica drains at a time (PostgreSQL) ----------------------------------------------
 

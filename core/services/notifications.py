@@ -13,14 +13,14 @@ a live claimant exactly once.
 from __future__ import annotations
 
 from datetime import timedelta
+from importlib import import_module
 
 from chainpipe.core.models import Artifact, AuditEvent, Gate, OutboxDelivery
 from chainpipe.core.rules.gates import gate_state
 from chainpipe.core.services.common import gates_of
 from chainpipe.core.uow import UnitOfWork
 from chainpipe.core.views import artifact_view, audit_view, gate_view, pipeline_view
-from sqlalchemy import and_, func, or_, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, bindparam, func, or_, update
 from sqlmodel import select
 
 MAX_ATTEMPTS = 5
@@ -30,12 +30,10 @@ LOOKBACK = 1000
 
 
 def _claimable(consumer: str, stale_before):
+    d = _DELIVERY.c
     return or_(
-        OutboxDelivery.seq.is_(None),
-        and_(
-            or_(OutboxDelivery.result == "claimed", OutboxDelivery.result.like("retry %")),
-            OutboxDelivery.delivered_at < stale_before,
-        ),
+        d.seq.is_(None),
+        and_(or_(d.result == "claimed", d.result.like("retry %")), d.delivered_at < stale_before),
     )
 
 
@@ -50,78 +48,107 @@ def claim_events(uow: UnitOfWork, consumer: str, *, after: int = 0, limit: int =
 
     With ``pipeline_id`` only that pipeline's events are claimed: a workflow run drains what
     concerns its own pipeline and leaves the rest to other claimants.
+
+    One read of the candidates, one ``INSERT … ON CONFLICT DO NOTHING … RETURNING`` for the events
+    never claimed (a row another claimant inserted first is not returned, so it is not ours), a
+    conditional update per stale claim or due retry, one commit.
     """
     now = uow.now()
     stale_before = now - timedelta(seconds=lease_seconds)
-    join = and_(OutboxDelivery.consumer == consumer, OutboxDelivery.audit_seq == AuditEvent.seq)
-    stmt = (
-        select(AuditEvent, OutboxDelivery)
-        .join(OutboxDelivery, join, isouter=True)
-        .where(AuditEvent.seq > after, _claimable(consumer, stale_before))
-        .order_by(AuditEvent.seq)
-        .limit(limit)
-    )
+    stmt = _CANDIDATES.where(AuditEvent.seq > after, _claimable(consumer, stale_before))
     if pipeline_id is not None:
         stmt = stmt.where(AuditEvent.pipeline_id == pipeline_id)
+    rows = uow.conn.execute(stmt.limit(limit), {"consumer": consumer}).all()
+    fresh = [row.seq for row in rows if row.claim is None]
+    ours = _insert_claims(uow, consumer, fresh, now) if fresh else set()
     claimed = []
-    for event, delivery in list(uow.session.exec(stmt)):
-        if delivery is None:
-            ok = _insert_claim(uow, consumer, event.seq, now)
+    for row in rows:
+        if row.claim is None:
+            ok = row.seq in ours
         else:
-            ok = _reclaim(uow, delivery, stale_before, now)
+            ok = _reclaim(uow, row.claim, row.claim_result, stale_before, now)
         if ok:
-            claimed.append(audit_view(event) | {"attempt": _attempt(delivery)})
+            claimed.append(audit_view(row) | {"attempt": _attempt(row.claim_result)})
     uow.commit()
     return claimed
 
 
-def _attempt(delivery: OutboxDelivery | None) -> int:
-    if delivery is None or not (delivery.result or "").startswith("retry "):
+_DELIVERY = OutboxDelivery.__table__
+_CANDIDATES = (
+    select(*(AuditEvent.__table__.c[name] for name in (
+        "seq", "at", "actor", "surface", "entity", "entity_id", "pipeline_id", "action", "from_state",
+        "to_state", "reason", "run_url", "data", "principal", "on_behalf_of")),
+        _DELIVERY.c.seq.label("claim"), _DELIVERY.c.result.label("claim_result"))
+    .join(_DELIVERY, and_(_DELIVERY.c.consumer == bindparam("consumer"), _DELIVERY.c.audit_seq == AuditEvent.seq),
+          isouter=True)
+    .order_by(AuditEvent.seq)
+)
+
+
+def _attempt(result: str | None) -> int:
+    if not (result or "").startswith("retry "):
         return 1
-    return int(delivery.result.split()[1].rstrip(":")) + 1
+    return int(result.split()[1].rstrip(":")) + 1
 
 
-def _insert_claim(uow: UnitOfWork, consumer: str, seq: int, now) -> bool:
-    try:
-        with uow.session.begin_nested():
-            uow.session.add(OutboxDelivery(consumer=consumer, audit_seq=seq, delivered_at=now, result="claimed"))
-        return True
-    except IntegrityError:  # another replica claimed it first
-        return False
+def _insert_claims(uow: UnitOfWork, consumer: str, seqs: list[int], now) -> set[int]:
+    """Insert a claim per event in one statement; the seqs whose claim is ours.
 
-
-def _reclaim(uow: UnitOfWork, delivery: OutboxDelivery, stale_before, now) -> bool:
-    # A conditional update: of two replicas re-claiming one stale row, only one changes it.
-    result = uow.session.execute(
-        text(
-            "UPDATE outbox_deliveries SET delivered_at = :now, result = 'claimed' "
-            "WHERE seq = :seq AND result = :result AND delivered_at < :stale"
-        ).bindparams(now=_bind_time(uow, now), seq=delivery.seq, result=delivery.result,
-                     stale=_bind_time(uow, stale_before))
+    In seq order, so two claimants inserting overlapping batches on PostgreSQL wait for each other
+    in one order (the later one's conflicting rows become no-ops once the first commits).
+    """
+    dialect = import_module(f"sqlalchemy.dialects.{uow.dialect}")  # this database's dialect only
+    stmt = (
+        dialect.insert(_DELIVERY)
+        .values([{"consumer": consumer, "audit_seq": seq, "delivered_at": now, "result": "claimed"} for seq in seqs])
+        .on_conflict_do_nothing(index_elements=["consumer", "audit_seq"])
+        .returning(_DELIVERY.c.audit_seq)
     )
-    return result.rowcount == 1
+    return set(uow.conn.execute(stmt).scalars())
 
 
-def _bind_time(uow: UnitOfWork, moment):
-    from chainpipe.core.models import UTCDateTime
-
-    return UTCDateTime().process_bind_param(moment, uow.engine.dialect)
+def _reclaim(uow: UnitOfWork, claim: int, result: str, stale_before, now) -> bool:
+    # A conditional update: of two replicas re-claiming one stale row, only one changes it.
+    changed = uow.conn.execute(
+        update(_DELIVERY)
+        .where(_DELIVERY.c.seq == claim, _DELIVERY.c.result == result, _DELIVERY.c.delivered_at < stale_before)
+        .values(delivered_at=now, result="claimed")
+    )
+    return changed.rowcount == 1
 
 
 def finish_delivery(uow: UnitOfWork, consumer: str, audit_seq: int, outcome: str, *, attempt: int = 1) -> str:
     """Record how delivering one event went: ``ok``, ``skipped …`` or an error (retried later)."""
-    row = uow.session.exec(
-        select(OutboxDelivery).where(OutboxDelivery.consumer == consumer, OutboxDelivery.audit_seq == audit_seq)
-    ).first()
+    return finish_deliveries(uow, consumer, [(audit_seq, outcome, attempt)])[0]
+
+
+def finish_deliveries(uow: UnitOfWork, consumer: str, outcomes: list[tuple[int, str, int]]) -> list[str]:
+    """Record how delivering events went, ``(audit_seq, outcome, attempt)`` each, in one transaction
+    (one executemany UPDATE); the results recorded, in order."""
+    now = uow.now()
+    results = [_result_of(outcome, attempt) for _, outcome, attempt in outcomes]
+    if outcomes:
+        uow.conn.execute(_FINISH, [{"c": consumer, "s": seq, "r": result, "at": now}
+                                   for (seq, _, _), result in zip(outcomes, results, strict=True)])
+    uow.commit()
+    return results
+
+
+_FINISH = (
+    update(_DELIVERY)
+    .where(_DELIVERY.c.consumer == bindparam("c"), _DELIVERY.c.audit_seq == bindparam("s"))
+    .values(result=bindparam("r"), delivered_at=bindparam("at"))
+)
+
+
+def _result_of(outcome: str, attempt: int) -> str:
     if outcome.startswith(("ok", "skipped")):
         result = outcome
     elif attempt >= MAX_ATTEMPTS:
         result = f"failed: {outcome}"
     else:
         result = f"retry {attempt}: {outcome}"
-    row.result, row.delivered_at = result[:500], uow.now()
-    uow.commit()
-    return result
+    return result[:500]
 
 
 def delivery_results(uow: UnitOfWork, consumer: str) -> dict[int, str]:

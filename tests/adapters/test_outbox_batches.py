@@ -1,0 +1,92 @@
+"""The outbox drain's cost per batch, not per event: one INSERT claims a batch, one UPDATE records
+its outcomes; a post that reached Slack is recorded before the next event is delivered."""
+
+from __future__ import annotations
+
+import pytest
+from chainpipe.core.config import load_settings
+from chainpipe.core.db import get_engine
+from chainpipe.core.services import notifications as outbox
+from chainpipe.core.uow import UnitOfWork
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
+
+from tests.adapters.test_slack_gates import at_review, cli
+from tests.adapters.test_slack_outbox import notifier_for, results
+
+
+def outbox_writes(slack_env, run) -> list[tuple[str, int]]:
+    """Each statement that wrote outbox_deliveries while ``run()`` ran: its verb and how many
+    parameter sets it carried."""
+    seen: list[tuple[str, int]] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        verb = statement.lstrip().split(None, 1)[0].upper()
+        if verb in ("INSERT", "UPDATE") and "outbox_deliveries" in statement:
+            seen.append((verb, len(parameters) if executemany else 1))
+
+    engine = get_engine(load_settings(slack_env).database_url)
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        run()
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    return seen
+
+
+def test_a_batch_is_claimed_in_one_statement_and_recorded_in_one(slack, slack_env):
+    slack.notifier.stop()
+    for _ in range(4):
+        cli(slack_env, "create --name quiet")  # nothing to post: each event is a skip
+    drainer = notifier_for(slack, slack_env, batch=50)
+    handled = []
+    writes = outbox_writes(slack_env, lambda: handled.append(drainer.drain_once()))
+    assert handled == [4]
+    assert writes == [("INSERT", 1), ("UPDATE", 4)]  # one INSERT … RETURNING; one executemany UPDATE
+    assert set(results(slack_env).values()) == {"skipped: no gate message to post or update"}
+    assert drainer.drain_once() == 0
+    drainer.stop()
+
+
+def test_a_post_is_recorded_before_the_next_event_is_delivered(slack, slack_env, monkeypatch):
+    slack.notifier.stop()
+    at_review(slack_env)  # reaching the gated stage posts the gate message
+    cli(slack_env, "create --name later")  # and one more event after it
+    drainer = notifier_for(slack, slack_env, batch=50)
+    deliver, posted = drainer.deliver, []
+
+    def deliver_until_a_post(ev):  # the database is lost right after the first post
+        if posted:
+            raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+        outcome = deliver(ev)
+        if outcome.startswith("ok"):
+            posted.append(ev["seq"])
+        return outcome
+
+    monkeypatch.setattr(drainer, "deliver", deliver_until_a_post)
+    with pytest.raises(OperationalError):
+        drainer.drain_once()
+    recorded = results(slack_env)
+    assert len(posted) == 1 and recorded[posted[0]].startswith("ok: posted")
+    # The skips before the post were recorded with it; what follows is still only claimed (its
+    # lease brings it back), so a crash here never posts the gate message twice.
+    assert "claimed" not in [r for seq, r in recorded.items() if seq <= posted[0]]
+    assert {r for seq, r in recorded.items() if seq > posted[0]} == {"claimed"}
+    drainer.stop()
+
+
+def test_outcomes_of_a_batch_keep_their_attempts(slack, slack_env):
+    slack.notifier.stop()
+    cli(slack_env, "create --name a")
+    cli(slack_env, "create --name b")
+    settings = load_settings(slack_env)
+    with UnitOfWork(settings) as uow:
+        first, second = outbox.claim_events(uow, "slack", lease_seconds=0.0)
+    with UnitOfWork(settings) as uow:
+        recorded = outbox.finish_deliveries(uow, "slack", [(first["seq"], "slack error: x", first["attempt"]),
+                                                           (second["seq"], "ok: posted 1", second["attempt"])])
+    assert recorded == ["retry 1: slack error: x", "ok: posted 1"]
+    assert results(slack_env) == {first["seq"]: "retry 1: slack error: x", second["seq"]: "ok: posted 1"}
+    with UnitOfWork(settings) as uow:  # the retry is due at once (lease 0): claimed again, attempt 2
+        [again] = outbox.claim_events(uow, "slack", lease_seconds=0.0)
+    assert again["seq"] == first["seq"] and again["attempt"] == 2
