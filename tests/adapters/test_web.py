@@ -349,7 +349,7 @@ def test_gate_messages_link_to_the_pipeline_page_only_when_a_public_url_is_set(m
     assert "<https://pipe.example.com/web/pipelines/pipe-abc|" in str(gate_message(_notice("pipe-abc"))[1])
 
 
-def test_a_long_series_is_downsampled_by_the_database_and_keeps_its_spike(alice_in, web_env):
+def test_a_long_series_is_downsampled_to_its_slices_lows_and_highs_and_keeps_its_spike(alice_in, web_env):
     from datetime import datetime, timedelta, timezone
 
     from chainpipe.core.models import MonitorEvent
