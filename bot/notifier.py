@@ -196,8 +196,13 @@ class Notifier(Poller):
         """Update the gates' messages; post one for a gate that has none when it is open now, or
         when this event entered its stage (even if the gate was decided before we got here)."""
         with UnitOfWork(self.settings, write=False) as uow:
-            gates = outbox.pipeline_gates(uow, pipeline_id)
-            notices = {g["id"]: outbox.gate_notice(uow, g["id"]) for g in gates if only in (None, g["id"])}
+            # A gate with no message yet is only posted by an event that may post: for any other
+            # event its notice (and the holds) need not be read at all.
+            gates = [g for g in outbox.pipeline_gates(uow, pipeline_id)
+                     if only in (None, g["id"]) and (may_post or g["message"]["ts"])]
+            if not gates:
+                return "skipped: no gate message to post or update"
+            notices = {g["id"]: outbox.gate_notice(uow, g["id"]) for g in gates}
             held = held_blocks(protection.requests_of(uow, pipeline_id))
         done = []
         for gate_id, notice in notices.items():

@@ -11,6 +11,7 @@ from chainpipe.core.uow import UnitOfWork
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
+from tests.adapters.conftest import gate_message_calls
 from tests.adapters.test_slack_gates import at_review, cli
 from tests.adapters.test_slack_outbox import notifier_for, results
 
@@ -90,3 +91,25 @@ def test_outcomes_of_a_batch_keep_their_attempts(slack, slack_env):
     with UnitOfWork(settings) as uow:  # the retry is due at once (lease 0): claimed again, attempt 2
         [again] = outbox.claim_events(uow, "slack", lease_seconds=0.0)
     assert again["seq"] == first["seq"] and again["attempt"] == 2
+
+
+def test_an_event_that_cannot_post_reads_no_gate_notice_until_a_message_exists(slack, slack_env, fake_slack,
+                                                                                monkeypatch):
+    slack.notifier.stop()
+    pid = cli(slack_env, "create --name quiet")["id"]
+    drainer = notifier_for(slack, slack_env)
+    read = []
+    gate_notice = outbox.gate_notice
+    monkeypatch.setattr(outbox, "gate_notice", lambda uow, gate_id: read.append(gate_id) or gate_notice(uow, gate_id))
+    assert drainer.drain_once() == 1
+    # The create: its gate has no message, and a create may not post one.
+    assert read == [] and not gate_message_calls(fake_slack)
+    cli(slack_env, f"start {pid}")
+    cli(slack_env, f"stage {pid} review")
+    drainer.drain_once()
+    assert read and len(fake_slack.calls_to("chat.postMessage")) == 1  # reaching the gate posts
+    read.clear()
+    cli(slack_env, f"approve {pid} --gate code-review")
+    assert drainer.drain_once() == 1
+    assert read and len(fake_slack.calls_to("chat.update")) == 1  # a gate with a message is updated
+    drainer.stop()
