@@ -5,6 +5,7 @@ request beside the same operation in process, and Slack's slash-command ack late
     python -m bench.server                  # SQLite, and PostgreSQL when a URL is set (see below)
     python -m bench.server --workers 2      # PostgreSQL served by two processes (SQLite: one)
     python -m bench.server --write          # also rewrite the "## Server" section of BENCHMARKS.md
+    python -m bench.server --compare DIR --compare-h11   # also an older tree's server, on h11
 
 A real `pipe-server` process runs on a fresh database (a temporary SQLite file; on PostgreSQL a
 fresh schema of PIPE_BENCH_DATABASE_URL or PIPE_TEST_DATABASE_URL, dropped afterwards) with Slack
@@ -301,7 +302,7 @@ def measure(name: str, database_url: str, args, home: Path, *, slack_on: bool, t
 def measure_database(name: str, url, args, home: Path, workers: list[int]) -> list[dict]:
     """Slack on and API only, for each number of workers and each server tree (this one, and the
     one ``--compare`` names, one after the other); ``url(label)`` names a fresh database."""
-    trees = [("this tree", None)] + ([(args.compare_label, args.compare)] if args.compare else [])
+    trees = [("this tree", None)] + ([(args.compare_label, args.compare_path)] if args.compare else [])
     results = []
     for n in workers:
         args.workers = n
@@ -338,6 +339,16 @@ def report(results: list[dict], concurrency: int) -> str:
     return "\n".join(lines)
 
 
+def without_httptools(tmp: Path) -> Path:
+    """A directory that, first on PYTHONPATH, makes ``import httptools`` fail, so uvicorn's "auto"
+    HTTP protocol falls back to h11."""
+    shim = tmp / "no-httptools"
+    (shim / "httptools").mkdir(parents=True)
+    (shim / "httptools" / "__init__.py").write_text(
+        'raise ImportError("httptools hidden by bench.server --compare-h11")\n', encoding="utf-8")
+    return shim
+
+
 def write_section(path: Path, body: str) -> None:
     """Replace what stands between the server results markers in BENCHMARKS.md."""
     text = path.read_text(encoding="utf-8")
@@ -361,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare", metavar="DIR",
                         help="also serve from another tree: DIR holds a chainpipe package (e.g. an older commit's)")
     parser.add_argument("--compare-label", default="compared", help="its name in the tables")
+    parser.add_argument("--compare-h11", action="store_true",
+                        help="serve the compared tree with uvicorn's pure-Python h11 parser (httptools hidden from "
+                             "it), as a tree from before httptools was a dependency ran")
     parser.add_argument("--write", action="store_true", help="rewrite the server results in BENCHMARKS.md")
     args = parser.parse_args(argv)
     if not loopback(args.host):
@@ -372,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     workers = sorted({1, args.workers})
     with tempfile.TemporaryDirectory(prefix="pipe-bench-server-") as tmp:
+        args.compare_path = args.compare
+        if args.compare and args.compare_h11:
+            args.compare_path = f"{without_httptools(Path(tmp))}{os.pathsep}{args.compare}"
         # SQLite: one process (pipe-server refuses more); a fresh file per server.
         results += measure_database("SQLite", lambda label: f"sqlite:///{tmp}/{label}.db", args, Path(tmp) / "sqlite",
                                     [1])
