@@ -11,7 +11,7 @@ is then requested through Starlette's test client (in process: the time is the s
 client's small share), the pages interleaved and their order rotating each round, timed in CPU
 (``time.process_time``, all threads of this process) and wall time. The report gives p50 and p95
 per page, the SQL statements one request runs, the 10,000-point chart's size, and the load
-average before and after, judged against issue 15's targets: each page ≤ 100 ms p50 and a chart
+average before and after, judged against the web view's targets: each page ≤ 100 ms p50 and a chart
 of 10,000 points < 200 KB.
 """
 

@@ -19,8 +19,9 @@ DORA_CHARTS = (
 )
 
 
-def metric_chart(uow, pipeline_id: str, metric: str, deploy: str | None = None, css_id: str = "chart") -> dict:
-    series = pages.metric_series(uow, pipeline_id, check_metric(metric), deploy)
+def metric_chart(uow, pipeline_id: str, metric: str, deploy: str | None = None, css_id: str = "chart",
+                 newest: int = pages.SERIES_MAX) -> dict:
+    series = pages.metric_series(uow, pipeline_id, check_metric(metric), deploy, newest)
     if not series["points"] and metric not in _metrics(uow, pipeline_id):
         raise NotFound(f"pipeline {pipeline_id} has no metric {metric}")
     rule = series["rule"] or {}
@@ -47,10 +48,12 @@ def _metrics(uow, pipeline_id: str) -> list[str]:
 
 
 def pipeline_with_charts(uow, pipeline_id: str, whole_chain: bool = False) -> dict:
-    """The pipeline page: a view re-verifies the newest CHAIN_ROWS rows of the audit chain (all of a
-    shorter chain), the whole chain only when asked (``?verify=all``)."""
+    """The pipeline page: a chart per metric of its newest PAGE_SERIES events (the metric's own page
+    draws more); a view re-verifies the newest CHAIN_ROWS rows of the audit chain (all of a shorter
+    chain), the whole chain only when asked (``?verify=all``)."""
     data = pages.pipeline_page(uow, pipeline_id)
-    data["charts"] = [metric_chart(uow, pipeline_id, m, css_id=f"chart-{m.replace('.', '-')}")
+    data["charts"] = [metric_chart(uow, pipeline_id, m, css_id=f"chart-{m.replace('.', '-')}",
+                                   newest=pages.PAGE_SERIES)
                       for m in data["metric_names"]]
     data["chain"] = pages.verify_chain(uow, pipeline_id, None if whole_chain else CHAIN_ROWS)  # last: see there
     return data

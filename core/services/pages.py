@@ -27,6 +27,7 @@ from sqlmodel import select
 
 BOARD_PER_STATUS = 25
 SERIES_MAX = 20000  # the newest events a chart covers
+PAGE_SERIES = 2000  # the newest events each chart on the pipeline page covers (its metric page: SERIES_MAX)
 CHART_BUCKETS = 400  # a longer series comes back as each slice's lowest and highest value
 AUDIT_ROWS = 200
 DEPLOY_ROWS = 50
@@ -182,13 +183,15 @@ def verify_chain(uow: UnitOfWork, pipeline_id: str, newest: int | None = None) -
 
 # ---- a metric's series --------------------------------------------------------------------------
 
-def metric_series(uow: UnitOfWork, pipeline_id: str, metric: str, deploy: str | None = None) -> dict:
-    """The points of one metric (of the pipeline, or of one deploy), its rule, baseline and band, the
-    deploy's verdict, verdict changes and the pipeline's deploys and rollbacks, for a chart."""
+def metric_series(uow: UnitOfWork, pipeline_id: str, metric: str, deploy: str | None = None,
+                  newest: int = SERIES_MAX) -> dict:
+    """The points of one metric (of the pipeline, or of one deploy: its ``newest`` events at most),
+    its rule, baseline and band, the deploy's verdict, verdict changes and the pipeline's deploys
+    and rollbacks, for a chart. ``limited`` says whether older events were left out."""
     pipeline = uow.get_pipeline(pipeline_id)
     dep = _deploy_of(uow, pipeline_id, deploy) if deploy else latest_deploy(uow, pipeline_id)
     by, key = (MonitorEvent.deploy_id, deploy) if deploy else (MonitorEvent.pipeline_id, pipeline_id)
-    count, points = _points(uow, by, key, metric)
+    count, points = _points(uow, by, key, metric, newest)
     rule = uow.settings.metric_rules.get(metric)
     latest = _latest_value(uow, dep, metric)
     verdict = judge(rule, latest) if latest is not None else "unknown"
@@ -202,7 +205,8 @@ def metric_series(uow: UnitOfWork, pipeline_id: str, metric: str, deploy: str | 
     unit = uow.session.execute(select(MonitorEvent.unit).where(*where).order_by(*order).limit(1)).scalar()
     return {
         "pipeline": pipeline_view(pipeline), "metric": metric, "deploy_id": dep.id if dep else None,
-        "unit": unit, "count": count, "points": points, "rule": rule.as_dict() if rule else None,
+        "unit": unit, "count": count, "limited": count >= newest, "points": points,
+        "rule": rule.as_dict() if rule else None,
         "baseline": baseline, "band": band, "verdict": verdict,
         "reason": verdict_reason(rule, latest, verdict) if dep else "no deploy yet",
         "verdicts": [{"at": v.at, "verdict": v.verdict, "deploy_id": v.deploy_id}
@@ -225,15 +229,15 @@ def _on_index(by, key: str, metric: str, *, oldest: bool = False):
 _RAW_TIME = type_coerce(MonitorEvent.__table__.c.recorded_at, NullType())  # parsed only where drawn
 
 
-def _points(uow, by, key: str, metric: str) -> tuple[int, list]:
-    """(how many events, the points to draw): the newest SERIES_MAX events, in time order; beyond
+def _points(uow, by, key: str, metric: str, newest: int = SERIES_MAX) -> tuple[int, list]:
+    """(how many events, the points to draw): the ``newest`` events, in time order; beyond
     2 * CHART_BUCKETS of them, each of CHART_BUCKETS slices as its lowest value at its first
     moment and its highest at its last. One range read of the (by, metric, seq) index; the slices
     are cut here, where a pass over the values costs less than the database's sorts and groups, and
     only the times drawn are parsed."""
     where, order = _on_index(by, key, metric)
     rows = uow.conn.execute(select(_RAW_TIME, MonitorEvent.value).where(*where).order_by(*order)
-                            .limit(SERIES_MAX)).all()
+                            .limit(newest)).all()
     rows.reverse()
     n = len(rows)
     if n <= 2 * CHART_BUCKETS:

@@ -370,6 +370,25 @@ def test_a_long_series_is_downsampled_to_its_slices_lows_and_highs_and_keeps_its
     assert len(svg.encode()) < 200 * 1024
 
 
+def test_the_pipeline_page_charts_the_newest_events_and_says_so_the_metric_page_draws_them_all(
+        alice_in, web_env, monkeypatch):
+    from chainpipe.core.services import pages
+
+    monkeypatch.setattr(pages, "PAGE_SERIES", 4)
+    p = deployed_pipeline(web_env)  # three events before the deploy
+    for value in (130, 140, 150):
+        do(web_env, record_metric, Actor("alice"), p["id"], "latency_ms", value)
+    page = alice_in.get(f"/web/pipelines/{p['id']}").text
+    chart = page[page.index('id="chart-latency_ms"'):]
+    chart = chart[:chart.index("</svg>")]
+    assert _points(chart) == [120, 130, 140, 150] and 'data-count="4"' in chart
+    assert "(its newest 4 values; the metric's page shows more)" in page
+    full = alice_in.get(f"/web/pipelines/{p['id']}/metrics/latency_ms.svg").text
+    assert _points(full) == [100, 110, 120, 130, 140, 150] and 'data-count="6"' in full
+    short = deployed_pipeline(web_env, name="short")
+    assert "newest" not in alice_in.get(f"/web/pipelines/{short['id']}").text.split("<h2>Metrics</h2>")[1]
+
+
 def test_the_cookie_is_secure_when_the_public_url_is_https(server, web_env, monkeypatch):
     raw = make_token(web_env, "alice-web", person="alice")
     assert "secure" not in sign_in(server, raw).headers["set-cookie"].lower()
