@@ -18,7 +18,11 @@ is not a tool to aim at a server).
   server's CPU (utime + stime of the server and its workers, from /proc) is read before and after;
   divided by the requests it is the CPU per request, printed beside the CPU p50 of the same
   command run in this process (``core.dispatch.execute``, one unit of work) on the same database.
+  With Slack on, the run lasts until the server's notifier has recorded an outcome for every audit
+  event (the writes' events delivered too), so the CPU holds the outbox drain of the writes.
   The server's idle CPU (pollers) over the same time is measured first and shown, not subtracted.
+- ``--rounds N`` measures each server N times, the trees interleaved; the tables show medians and
+  every round's CPU per write.
 - **Slack**: signed ``/pipe create`` slash commands and ``GET /healthz`` alternate in each of the
   concurrent senders, so both see the same load; the ack is the slash command's HTTP response
   (its work — the replay record, the command and the reply to the response_url — follows it).
@@ -47,6 +51,7 @@ from chainpipe.core.dispatch import execute
 from chainpipe.core.grammar import COMMANDS
 from chainpipe.core.services.tokens import create_token
 from chainpipe.core.uow import UnitOfWork
+from sqlalchemy import text
 
 from bench.run import _pg_schema_urls
 from tests.fakes import slack as fake
@@ -257,6 +262,23 @@ def in_process_cpu(settings, rounds: int) -> list[float]:
 
 # ---- one database -------------------------------------------------------------------------------
 
+UNDELIVERED = text(
+    "SELECT count(*) FROM audit_events a WHERE NOT EXISTS (SELECT 1 FROM outbox_deliveries d "
+    "WHERE d.consumer = 'slack' AND d.audit_seq = a.seq AND d.result <> 'claimed')"
+)
+
+
+def drained(settings, timeout: float = 120.0) -> float:
+    """Wait until the server's notifier has recorded an outcome for every audit event, so the CPU
+    of a run with Slack on holds the delivery of its writes' events too; the seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        with UnitOfWork(settings, write=False) as uow:
+            if not uow.conn.execute(UNDELIVERED).scalar():
+                return time.monotonic() - started
+        time.sleep(0.05)
+    raise SystemExit(f"bench: the notifier did not catch up within {timeout:g} s")
+
 
 def measure(name: str, database_url: str, args, home: Path, *, slack_on: bool, tree: tuple) -> dict:
     """One server on the database: the writes, then (with Slack on) the slash commands."""
@@ -273,15 +295,18 @@ def measure(name: str, database_url: str, args, home: Path, *, slack_on: bool, t
         time.sleep(2.0)
         idle_per_s = (server.cpu() - idle0) / 2.0
         inproc = in_process_cpu(server.settings, args.inproc)
+        if slack_on:
+            drained(server.settings)
         cpu0 = server.cpu()
         seconds, walls = asyncio.run(api_writes(*where, token, args.writes, args.concurrency))
+        drain_wait = drained(server.settings) if slack_on else 0.0
         cpu_per_req = (server.cpu() - cpu0) / args.writes * 1000
         inproc += in_process_cpu(server.settings, args.inproc)
         result = {
             "database": name, "server": tree[0], "workers": args.workers, "slack": slack_on, "writes": args.writes,
             "rps": args.writes / seconds, "write_p50": pct(walls, 0.5), "write_p99": pct(walls, 0.99),
             "cpu_per_req": cpu_per_req, "idle_cpu_ms_per_s": idle_per_s * 1000,
-            "inproc": statistics.median(inproc), "inproc_mean": statistics.fmean(inproc),
+            "inproc": statistics.median(inproc), "inproc_mean": statistics.fmean(inproc), "drain_wait": drain_wait,
         }
         if slack_on:
             warm = min(100, args.slash)
@@ -307,10 +332,26 @@ def measure_database(name: str, url, args, home: Path, workers: list[int]) -> li
     for n in workers:
         args.workers = n
         for slack_on in (True, False):
-            for i, tree in enumerate(trees if n == 1 else trees[:1]):  # an older tree may not know --workers
-                label = f"{n}-{'slack' if slack_on else 'api'}-{i}"
-                results.append(measure(name, url(label), args, home / label, slack_on=slack_on, tree=tree))
+            rounds: dict[int, list[dict]] = {}
+            for r in range(args.rounds):  # the trees interleaved, round after round
+                for i, tree in enumerate(trees if n == 1 else trees[:1]):  # an older tree may not know --workers
+                    label = f"{n}-{'slack' if slack_on else 'api'}-{i}-{r}"
+                    rounds.setdefault(i, []).append(
+                        measure(name, url(label), args, home / label, slack_on=slack_on, tree=tree))
+            results += [median_of(runs) for runs in rounds.values()]
     return results
+
+
+def median_of(runs: list[dict]) -> dict:
+    """One row for the rounds of one server: the median of each figure, every round's CPU per write,
+    the load before the first and after the last."""
+    row = dict(runs[0])
+    for key, value in runs[0].items():
+        if isinstance(value, float) and key != "load":
+            row[key] = statistics.median(r[key] for r in runs)
+    row["cpu_rounds"] = [r["cpu_per_req"] for r in runs]
+    row["load"] = (runs[0]["load"][0], runs[-1]["load"][1])
+    return row
 
 
 # ---- the report ---------------------------------------------------------------------------------
@@ -320,13 +361,14 @@ def report(results: list[dict], concurrency: int) -> str:
     lines = [f"Concurrency {concurrency}; machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}.", "",
              "| database | server | workers | Slack | API writes/s | write p50 / p99 (ms) | server CPU per write (ms) "
              "| in-process create CPU p50 / mean (ms) | server − in-process p50 (ms) | idle server CPU (ms/s) "
-             "| load before → after |",
-             "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| load before → after | CPU per write, each round (ms) |",
+             "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         lines.append(f"| {r['database']} | {r['server']} | {r['workers']} | {'on' if r['slack'] else 'off (API only)'} "
                      f"| {r['rps']:.0f} | {r['write_p50']:.1f} / {r['write_p99']:.1f} | {r['cpu_per_req']:.2f} "
                      f"| {r['inproc']:.2f} / {r['inproc_mean']:.2f} | {r['cpu_per_req'] - r['inproc']:+.2f} "
-                     f"| {r['idle_cpu_ms_per_s']:.1f} | {r['load'][0]:.2f} → {r['load'][1]:.2f} |")
+                     f"| {r['idle_cpu_ms_per_s']:.1f} | {r['load'][0]:.2f} → {r['load'][1]:.2f} "
+                     f"| {' '.join(f'{c:.2f}' for c in r['cpu_rounds'])} |")
     lines += ["", "| database | server | workers | slash commands | ack p50 / p99 (ms) | /healthz p50 / p99 (ms) | "
               "ack p99 ÷ /healthz p99 | replies delivered |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in (r for r in results if r["slack"]):
@@ -369,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inproc", type=int, default=200, help="in-process creates timed, twice")
     parser.add_argument("--workers", type=int, default=1, help="server processes on PostgreSQL (SQLite: 1)")
     parser.add_argument("--sqlite-only", action="store_true")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure each server this many times, the trees interleaved; the tables show medians")
     parser.add_argument("--compare", metavar="DIR",
                         help="also serve from another tree: DIR holds a chainpipe package (e.g. an older commit's)")
     parser.add_argument("--compare-label", default="compared", help="its name in the tables")
@@ -380,8 +424,9 @@ def main(argv: list[str] | None = None) -> int:
     if not loopback(args.host):
         print(f"bench.server: --host must be a loopback address, got {args.host!r}", file=sys.stderr)
         return 2
-    if not 1 <= args.concurrency <= 1024 or args.writes < 1 or args.slash < 1 or args.workers < 1:
-        print("bench.server: --concurrency 1-1024, --writes, --slash and --workers at least 1", file=sys.stderr)
+    if not 1 <= args.concurrency <= 1024 or min(args.writes, args.slash, args.workers, args.rounds) < 1:
+        print("bench.server: --concurrency 1-1024, --writes, --slash, --workers and --rounds at least 1",
+              file=sys.stderr)
         return 2
     results = []
     workers = sorted({1, args.workers})
