@@ -26,6 +26,9 @@ HEAVY = ("sqlalchemy", "sqlmodel", "psycopg", "pydantic", "typer", "click", "htt
 def team(pipe_server, tmp_path):
     """The server, the administrator's environment (direct, on the server's database) and a team
     member's (no database settings, a home of their own, pipe on PATH)."""
+    if not pipe_server.env["PIPE_DATABASE_URL"].startswith("sqlite"):
+        pytest.skip("the remote client never sees the database: one is enough here; "
+                    "tests/e2e/test_server_api.py runs the server on PostgreSQL")
     server = pipe_server(PIPE_SERVER_API_ONLY="1")
     admin = pipe_server.env | {"PIPE_ACTOR": "admin"}
     home = tmp_path / "member"

@@ -61,6 +61,8 @@ def browser():
 
 
 def test_sign_in_follow_a_pipeline_read_a_chart_and_see_an_approval_arrive_live(pipe_server, browser, tmp_path):
+    if not pipe_server.env["PIPE_DATABASE_URL"].startswith("sqlite"):
+        pytest.skip("one database is enough for the browser; tests/adapters/test_web.py runs every page on PostgreSQL")
     data = seed(pipe_server.env)
     server = pipe_server(PIPE_SERVER_API_ONLY="1", PIPE_WEB_SECRET="e2e-" + "k" * 40)
     shots = Path(tmp_path)
