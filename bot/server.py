@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hmac
 import logging
 import os
 import sys
@@ -129,6 +130,10 @@ def create_asgi_app(core: Settings, bot: BotSettings, *, start_notifier: bool = 
         socket.observe = metrics.observe
 
     async def metrics_text(request: Request):
+        if bot.metrics_token is not None and not _bearer_matches(request, bot.metrics_token):
+            log_refusal("metrics", None, "metrics token", None)
+            return api.error(401, "unauthorized", "GET /metrics needs the bearer token set in PIPE_METRICS_TOKEN",
+                             {"WWW-Authenticate": "Bearer"})
         return Response(await run_in_threadpool(metrics.exposition), media_type=METRICS_TYPE)
 
     app = Starlette(
@@ -144,6 +149,11 @@ def create_asgi_app(core: Settings, bot: BotSettings, *, start_notifier: bool = 
     app.state.notifier, app.state.bolt, app.state.runtime = notifier, bolt, runtime
     app.state.github, app.state.socket_mode, app.state.metrics = github, socket, metrics
     return app
+
+
+def _bearer_matches(request: Request, token: str) -> bool:
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
 def _socket_mode(bot: BotSettings, bolt):

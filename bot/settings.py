@@ -53,6 +53,7 @@ class BotSettings:
     github: GitHubAppSettings | None = None
     slack_mode: str = "http"
     app_token: str | None = field(default=None, repr=False)
+    metrics_token: str | None = field(default=None, repr=False)  # PIPE_METRICS_TOKEN: bearer for /metrics
 
     @property
     def slack_enabled(self) -> bool:
@@ -80,6 +81,23 @@ def _float(env, key: str, default: float) -> float:
     return value
 
 
+METRICS_TOKEN_MIN = 16
+
+
+def load_metrics_token(env) -> str | None:
+    """``PIPE_METRICS_TOKEN``: when set, ``GET /metrics`` asks for it as a bearer token (Prometheus'
+    ``authorization`` / ``bearer_token_file``); unset, the endpoint is open, for a network where only
+    the scraper reaches it. Never echoed."""
+    raw = env.get("PIPE_METRICS_TOKEN")
+    if raw is None or raw == "":
+        return None
+    token = raw.strip()
+    if len(token) < METRICS_TOKEN_MIN or any(c.isspace() or not c.isprintable() for c in token):
+        raise SettingsError(f"PIPE_METRICS_TOKEN must be at least {METRICS_TOKEN_MIN} printable characters "
+                            "without spaces (e.g. `openssl rand -hex 32`)")
+    return token
+
+
 def load_bot_settings(env=None) -> BotSettings:
     env = os.environ if env is None else env
     api_only = env.get("PIPE_SERVER_API_ONLY", "").strip().lower() in ("1", "true", "yes", "on")
@@ -88,6 +106,7 @@ def load_bot_settings(env=None) -> BotSettings:
         "outbox_lease": _float(env, "PIPE_OUTBOX_LEASE_SECONDS", 30.0),
         "outbox_max_age_hours": _float(env, "PIPE_OUTBOX_MAX_AGE_HOURS", 24.0),
         "github": load_github_app(env),
+        "metrics_token": load_metrics_token(env),
     }
     if api_only:
         return BotSettings(api_only=True, **common)

@@ -211,3 +211,35 @@ def test_an_error_outside_the_routes_translation_still_names_the_request(json_lo
     [line] = [r for r in json_log() if resp.json()["reference"] in r["message"]]
     assert line["request_id"] == "outside-1" and "LookupError" in line["traceback"]
     assert [(s[0], s[2]) for s in seen] == [("web", 500)]
+
+
+METRICS_TOKEN = "m3tr1cs-" + "7" * 24
+
+
+def test_with_a_metrics_token_the_scrape_needs_it(server_env, config_file):
+    from chainpipe.bot.server import create_asgi_app
+    from chainpipe.bot.settings import load_bot_settings
+    from chainpipe.core.config import load_settings
+
+    env = server_env | {"PIPE_METRICS_TOKEN": METRICS_TOKEN}
+    app = create_asgi_app(load_settings(env), load_bot_settings(env), start_notifier=False)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for headers in ({}, {"Authorization": "Bearer " + METRICS_TOKEN[:-1] + "8"}, {"Authorization": METRICS_TOKEN},
+                        {"Authorization": "Basic " + METRICS_TOKEN}):
+            refused = client.get("/metrics", headers=headers)
+            assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+            assert refused.json()["message"] == "GET /metrics needs the bearer token set in PIPE_METRICS_TOKEN"
+            assert METRICS_TOKEN not in refused.text
+        scraped = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        assert scraped.status_code == 200 and "pipe_requests_total" in scraped.text
+        assert client.get("/healthz/live").status_code == 200  # the health checks stay open for probes
+
+
+@pytest.mark.parametrize("value", ["short", "has a space in it 0123456789", "tab\there-0123456789abcdef"])
+def test_a_weak_or_malformed_metrics_token_stops_start_up_without_echoing_it(server_env, value):
+    from chainpipe.bot.settings import SettingsError, load_bot_settings
+
+    with pytest.raises(SettingsError) as raised:
+        load_bot_settings(server_env | {"PIPE_METRICS_TOKEN": value})
+    assert str(raised.value).startswith("PIPE_METRICS_TOKEN must be at least 16 printable characters")
+    assert value not in str(raised.value)
