@@ -53,7 +53,8 @@ from chainpipe.core.services.tokens import create_token
 from chainpipe.core.uow import UnitOfWork
 from sqlalchemy import text
 
-from bench.run import _pg_schema_urls
+from bench.run import _pg_schema_urls, pct
+from bench.run import load_average as loadavg
 from tests.fakes import slack as fake
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,10 +63,6 @@ TICK = os.sysconf("SC_CLK_TCK")
 SLACK_FORM = "application/x-www-form-urlencoded"
 CPU_TARGET_MS = 1.0  # server CPU per request at most the in-process op + 1 ms
 ACK_TARGET = 2.0  # slash ack p99 at most 2x /healthz p99
-
-
-def loadavg() -> float:
-    return float(Path("/proc/loadavg").read_text().split()[0])
 
 
 def loopback(host: str) -> bool:
@@ -81,11 +78,6 @@ def free_port(host: str) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 # ---- the server ---------------------------------------------------------------------------------

@@ -27,7 +27,6 @@ from chainpipe.core.crash import crash_line
 from chainpipe.core.errors import InvalidInput, NotAllowed, PipeError
 from chainpipe.core.grammar import COMMANDS, Command, check_text, usage
 from chainpipe.core.text import one_line
-from sqlalchemy import update
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -109,16 +108,22 @@ def parse_body(raw: bytes):
 # --- auth --------------------------------------------------------------------------------------
 
 
+def presented_bearer(request: Request) -> str | None:
+    """What ``Authorization: Bearer …`` carries, or None when the request presents no bearer token."""
+    scheme, _, raw = request.headers.get("authorization", "").partition(" ")
+    raw = raw.strip()
+    return raw if scheme.lower() == "bearer" and raw else None
+
+
 def bearer(request: Request) -> str:
     """The bearer token as sent, or ``Unauthorized`` when there is none or it cannot be one of
     ours — a check without the database, made before a stranger's body is read."""
-    from chainpipe.core.services.tokens import PREFIX
+    from chainpipe.core.services.tokens import looks_like_token
 
-    scheme, _, raw = request.headers.get("authorization", "").partition(" ")
-    raw = raw.strip()
-    if scheme.lower() != "bearer" or not raw:
+    raw = presented_bearer(request)
+    if raw is None:
         raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
-    if not raw.startswith(PREFIX) or len(raw) > 200:
+    if not looks_like_token(raw):
         raise Unauthorized("invalid or revoked token")
     return raw
 
@@ -148,19 +153,13 @@ class Touches:
 
 
 def _store_touches(settings, pending: dict) -> None:
+    from chainpipe.core.services.tokens import touch_token
     from chainpipe.core.uow import UnitOfWork
 
     with UnitOfWork(settings) as uow:
         for token_id, at in pending.items():
-            _touch(uow, token_id, at)
+            touch_token(uow, token_id, at)
         uow.commit()
-
-
-def _touch(uow, token_id: str, at) -> None:
-    from chainpipe.core.models import ApiToken
-
-    table = ApiToken.__table__
-    uow.conn.execute(update(table).where(table.c.id == token_id).values(last_used_at=at))
 
 
 class Admission:
@@ -179,7 +178,7 @@ class Admission:
         return actor_for(token, self.headers), values
 
     def token(self, uow) -> dict:
-        from chainpipe.core.services.tokens import find_token, needs_touch
+        from chainpipe.core.services.tokens import find_token, needs_touch, touch_token
 
         token = find_token(uow, self.raw_token)
         if token is None:
@@ -188,7 +187,7 @@ class Admission:
         now = uow.now()
         if needs_touch(token, now):
             if uow.write:
-                _touch(uow, token["id"], now)
+                touch_token(uow, token["id"], now)
             else:
                 self.touches.note(token["id"], now)
         return token

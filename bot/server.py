@@ -152,8 +152,8 @@ def create_asgi_app(core: Settings, bot: BotSettings, *, start_notifier: bool = 
 
 
 def _bearer_matches(request: Request, token: str) -> bool:
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+    given = api.presented_bearer(request)
+    return given is not None and hmac.compare_digest(given.encode(), token.encode())
 
 
 def _socket_mode(bot: BotSettings, bolt):

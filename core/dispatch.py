@@ -28,7 +28,7 @@ def execute(
     admit: Callable | None = None,
 ):
     settings = settings or load_settings()
-    if admit is None:
+    if admit is None:  # bound before any database work; a catalogue command needs none
         values = command.bind(values, local=local)
         if command.kind == "catalogue":
             return tidy(command.resolve()(settings, **values))
@@ -36,9 +36,9 @@ def execute(
 
     with UnitOfWork(settings, write=command.kind == "write") as uow:
         if admit is not None:
-            actor, values = admit(uow)
-            values = command.bind(values, local=local)
-            if command.kind == "catalogue":  # the caller proven; the command reads settings only
-                return tidy(command.resolve()(settings, **values))
-        result = command.resolve()(uow, actor, **values)
+            actor, raw = admit(uow)
+            values = command.bind(raw, local=local)
+        fn = command.resolve()
+        # a catalogue command reads settings only: here, its caller proven by ``admit``
+        result = fn(settings, **values) if command.kind == "catalogue" else fn(uow, actor, **values)
     return tidy(result)

@@ -19,7 +19,7 @@ from chainpipe.core.clock import iso, new_id
 from chainpipe.core.errors import Conflict, InvalidInput, NotFound
 from chainpipe.core.models import ApiToken
 from chainpipe.core.uow import Actor, UnitOfWork
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, update
 from sqlalchemy import select as select_core
 from sqlmodel import select
 
@@ -120,9 +120,14 @@ def revoke_token(uow: UnitOfWork, actor: Actor, name: str) -> dict:
     return view
 
 
+def looks_like_token(raw: str) -> bool:
+    """Whether ``raw`` can be one of our tokens at all: a check that needs no database."""
+    return bool(raw) and raw.startswith(PREFIX) and len(raw) <= 200
+
+
 def find_token(uow: UnitOfWork, raw: str) -> dict | None:
     """The active token whose secret is ``raw``, or None (unknown, malformed or revoked)."""
-    if not raw or not raw.startswith(PREFIX) or len(raw) > 200:
+    if not looks_like_token(raw):
         return None
     row = uow.conn.execute(_BY_HASH, {"h": hash_token(raw)}).first()  # a Core read: checked on every API request
     if row is None or row.revoked_at is not None:
@@ -130,13 +135,10 @@ def find_token(uow: UnitOfWork, raw: str) -> dict | None:
     return token_view(row)
 
 
-def touch_token(uow: UnitOfWork, name: str) -> None:
-    """Record that a token was used, at most once per LAST_USED_EVERY."""
-    row = _by_name(uow, name)
-    now = uow.now()
-    if row is not None and (row.last_used_at is None or now - row.last_used_at >= LAST_USED_EVERY):
-        row.last_used_at = now
-        uow.commit()
+def touch_token(uow: UnitOfWork, token_id: str, at) -> None:
+    """Record that a token was used at ``at``, in the caller's transaction (``needs_touch`` says
+    when: at most once per LAST_USED_EVERY)."""
+    uow.conn.execute(update(_TOKENS).where(_TOKENS.c.id == token_id).values(last_used_at=at))
 
 
 def needs_touch(token: dict, now) -> bool:
