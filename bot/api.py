@@ -27,7 +27,6 @@ from chainpipe.core.crash import crash_line
 from chainpipe.core.errors import InvalidInput, NotAllowed, PipeError
 from chainpipe.core.grammar import COMMANDS, Command, check_text, usage
 from chainpipe.core.text import one_line
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -231,7 +230,7 @@ def routes(runtime: Runtime) -> list[Route]:
         try:
             raw_token = bearer(request)  # before reading a stranger's body
             admission = Admission(raw_token, await read_body(request), request.headers, touches)
-            result = await run_in_threadpool(runtime.run, command, None, None, admit=admission)
+            result = await runtime.database(runtime.run, command, None, None, admit=admission)
         except Exception as exc:  # noqa: BLE001 - the one translation, below
             return error_response(exc, request, admission and admission.principal, name)
         return JSONResponse({"result": result})
@@ -239,7 +238,7 @@ def routes(runtime: Runtime) -> list[Route]:
     async def list_commands(request: Request):
         try:
             admission = Admission(bearer(request), b"", request.headers, touches)
-            await run_in_threadpool(runtime.outage.call, _admit_alone, runtime, admission)
+            await runtime.database(runtime.outage.call, _admit_alone, runtime, admission)
         except Exception as exc:  # noqa: BLE001
             return error_response(exc, request, None, "list-commands")
         return JSONResponse({"commands": [command_view(c) for c in COMMANDS.values()]})

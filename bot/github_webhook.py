@@ -33,7 +33,6 @@ from chainpipe.core.uow import UnitOfWork
 from chainpipe.gh.app import GitHubApp
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -175,7 +174,7 @@ def route(runtime: Runtime, app: GitHubApp, secret: str) -> Route:
             held = parse_held(payload)
         except (api.Refused, InvalidInput) as exc:
             return api.error_response(exc, request, "github", EVENT)
-        return await run_in_threadpool(_handle, runtime, app, held, delivery, request)
+        return await runtime.database(_handle, runtime, app, held, delivery, request)
 
     return Route("/github/webhook", webhook, methods=["POST"])
 

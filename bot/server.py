@@ -54,7 +54,7 @@ def _bolt_request(body: bytes, request: Request):
 
 def create_asgi_app(core: Settings, bot: BotSettings, *, start_notifier: bool = True) -> Starlette:
     """Build the server; with Slack on this calls auth.test (the token is checked at start-up)."""
-    runtime = Runtime(core)
+    runtime = Runtime(core, database_threads=bot.database_threads)
     notifier = None
     bolt = None
     if bot.slack_enabled:
@@ -88,7 +88,7 @@ def create_asgi_app(core: Settings, bot: BotSettings, *, start_notifier: bool = 
 
     async def ready(request: Request):
         try:
-            await run_in_threadpool(runtime.outage.call, _check_database, core)
+            await runtime.database(runtime.outage.call, _check_database, core)
         except DatabaseUnavailable:
             return JSONResponse({"status": "unavailable", "message": OUTAGE_MESSAGE}, status_code=503,
                                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
@@ -100,7 +100,7 @@ def create_asgi_app(core: Settings, bot: BotSettings, *, start_notifier: bool = 
         if socket is not None:
             body["socket_mode"] = "connected" if socket.connected() else "connecting"
         if github is not None:
-            body["github"] = await run_in_threadpool(github.health)
+            body["github"] = await runtime.database(github.health)
         return JSONResponse(body)
 
     async def not_found(request: Request, exc: HTTPException):
@@ -134,7 +134,7 @@ def create_asgi_app(core: Settings, bot: BotSettings, *, start_notifier: bool = 
             log_refusal("metrics", None, "metrics token", None)
             return api.error(401, "unauthorized", "GET /metrics needs the bearer token set in PIPE_METRICS_TOKEN",
                              {"WWW-Authenticate": "Bearer"})
-        return Response(await run_in_threadpool(metrics.exposition), media_type=METRICS_TYPE)
+        return Response(await runtime.database(metrics.exposition), media_type=METRICS_TYPE)
 
     app = Starlette(
         routes=[Route("/slack/events", slack_events, methods=["POST"]),

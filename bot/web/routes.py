@@ -21,7 +21,6 @@ from chainpipe.core.services import pages
 from chainpipe.core.text import one_line
 from chainpipe.core.uow import UnitOfWork
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -81,7 +80,7 @@ class Web:
             return token, work(uow)
 
     async def read(self, request: Request, work: Callable) -> tuple[dict, object]:
-        return await run_in_threadpool(self.runtime.outage.call, self._read, request.cookies.get(COOKIE), work)
+        return await self.runtime.database(self.runtime.outage.call, self._read, request.cookies.get(COOKIE), work)
 
     def refuse(self, exc: BaseException, request: Request, *, page: bool = True) -> Response:
         """The one translation of an error into a web answer: one line, the right status."""
@@ -120,7 +119,7 @@ class Web:
         try:
             form = dict(parse_qsl((await read_body(request, FORM_LIMIT)).decode("utf-8", "replace")))
             _same_origin(request)
-            token = await run_in_threadpool(self.runtime.outage.call, _find, self.runtime, form.get("token", ""))
+            token = await self.runtime.database(self.runtime.outage.call, _find, self.runtime, form.get("token", ""))
         except Refused as exc:
             return html("sign_in.html", exc.status, person=None, next="/web/", message=exc.message)
         except Exception as exc:  # noqa: BLE001
