@@ -38,6 +38,7 @@ CONSUMER = "slack"
 # One lock per schema, so servers on different schemas of one database do not wait for each other.
 LEADER_KEY = "SELECT hashtext(current_schema() || '/chainpipe-notifier')"
 POST_ACTIONS = ("start", "stage", "retry", "resume")
+GATE_ENTITIES = ("gate", "deployment-request", "pipeline", "artifact")  # events that may touch gate messages
 DEPLOY_FINISHED = ("succeeded", "failed", "rolled-back")
 
 
@@ -60,6 +61,9 @@ class Notifier(Poller):
         # costs no chat.update. Lost on restart: then the first event updates once more.
         self._shown: dict[str, str] = {}
         self.delivery_failures = 0  # events whose delivery failed (retried later or given up; /metrics)
+        # While a batch is delivered: the pipelines of its events that have a gate message (read once
+        # for the batch, grown by what it posts). None outside a batch: every event reads its gates.
+        self._messaged: set[str] | None = None
 
     # --- the loop (bot.poller) ------------------------------------------------------------------
 
@@ -80,22 +84,38 @@ class Notifier(Poller):
             events = outbox.claim_events(uow, CONSUMER, after=after, limit=self.batch, lease_seconds=self.lease)
         claimed_at = time.monotonic()
         done: list[tuple[int, str, int]] = []
-        for event in events:
-            outcome = self._deliver_safely(event)
-            if not outcome.startswith(("ok", "skipped")):
-                self.delivery_failures += 1
-            done.append((event["seq"], outcome, event["attempt"]))
-            # Outcomes are recorded together, in one transaction per batch, except: a post or update
-            # that reached Slack is recorded at once (a crash right after it must not repeat it),
-            # and so is everything once the batch is half its lease old (a slow Slack must not
-            # outlive the claims). A skip or failure lost in a crash is only delivered again.
-            if outcome.startswith("ok") or time.monotonic() - claimed_at > self.lease / 2:
-                self._finish(done)
+        self._messaged = self._with_messages(events)
+        try:
+            for event in events:
+                self._deliver_one(event, done, claimed_at)
+        finally:
+            self._messaged = None
         self._finish(done)
         if events or self._floor is None:
             with UnitOfWork(self.settings, write=False) as uow:
                 self._floor = max(0, outbox.high_water(uow, CONSUMER) - outbox.LOOKBACK)
         return len(events)
+
+    def _deliver_one(self, event: dict, done: list[tuple[int, str, int]], claimed_at: float) -> None:
+        outcome = self._deliver_safely(event)
+        if not outcome.startswith(("ok", "skipped")):
+            self.delivery_failures += 1
+        done.append((event["seq"], outcome, event["attempt"]))
+        # Outcomes are recorded together, in one transaction per batch, except: a post or update
+        # that reached Slack is recorded at once (a crash right after it must not repeat it),
+        # and so is everything once the batch is half its lease old (a slow Slack must not
+        # outlive the claims). A skip or failure lost in a crash is only delivered again.
+        if outcome.startswith("ok") or time.monotonic() - claimed_at > self.lease / 2:
+            self._finish(done)
+
+    def _with_messages(self, events: list[dict]) -> set[str] | None:
+        """The pipelines among ``events``' that have a gate message, when some event may need to know
+        (one read for the batch instead of a read of its gates per event)."""
+        ids = [e["pipeline_id"] for e in events if e.get("pipeline_id") and e["entity"] in GATE_ENTITIES]
+        if not ids:
+            return None
+        with UnitOfWork(self.settings, write=False) as uow:
+            return outbox.pipelines_with_gate_messages(uow, ids)
 
     def _finish(self, done: list[tuple[int, str, int]]) -> None:
         if done:
@@ -195,6 +215,8 @@ class Notifier(Poller):
                     entered: str | None = None) -> str:
         """Update the gates' messages; post one for a gate that has none when it is open now, or
         when this event entered its stage (even if the gate was decided before we got here)."""
+        if not may_post and self._messaged is not None and pipeline_id not in self._messaged:
+            return "skipped: no gate message to post or update"
         with UnitOfWork(self.settings, write=False) as uow:
             # A gate with no message yet is only posted by an event that may post: for any other
             # event its notice (and the holds) need not be read at all.
@@ -232,6 +254,8 @@ class Notifier(Poller):
                     raise
                 with UnitOfWork(self.settings) as uow:
                     outbox.record_gate_message(uow, gate_id, resp["channel"], resp["ts"])
+                if self._messaged is not None:
+                    self._messaged.add(pipeline_id)
                 self._shown[resp["ts"]] = rendered
                 done.append(f"posted {gate_id}")
         return "ok: " + ", ".join(done) if done else "skipped: no gate message to post or update"

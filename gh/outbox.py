@@ -92,6 +92,5 @@ def _not_mirrored(event: dict, max_age: timedelta) -> str | None:
 def _finish(settings: Settings, outcomes: list[tuple[dict, str]]) -> None:
     if not outcomes:
         return
-    with UnitOfWork(settings) as uow:
-        for event, outcome in outcomes:
-            outbox.finish_delivery(uow, CONSUMER, event["seq"], outcome, attempt=event["attempt"])
+    with UnitOfWork(settings) as uow:  # one transaction, one executemany UPDATE
+        outbox.finish_deliveries(uow, CONSUMER, [(e["seq"], outcome, e["attempt"]) for e, outcome in outcomes])

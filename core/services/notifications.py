@@ -29,17 +29,8 @@ MAX_ATTEMPTS = 5
 LOOKBACK = 1000
 
 
-def _claimable(consumer: str, stale_before):
-    d = _DELIVERY.c
-    return or_(
-        d.seq.is_(None),
-        and_(or_(d.result == "claimed", d.result.like("retry %")), d.delivered_at < stale_before),
-    )
-
-
 def high_water(uow: UnitOfWork, consumer: str) -> int:
-    stmt = select(func.max(OutboxDelivery.audit_seq)).where(OutboxDelivery.consumer == consumer)
-    return uow.session.exec(stmt).one() or 0
+    return uow.conn.execute(_HIGH_WATER, {"consumer": consumer}).scalar() or 0
 
 
 def claim_events(uow: UnitOfWork, consumer: str, *, after: int = 0, limit: int = 50, lease_seconds: float = 30.0,
@@ -55,10 +46,11 @@ def claim_events(uow: UnitOfWork, consumer: str, *, after: int = 0, limit: int =
     """
     now = uow.now()
     stale_before = now - timedelta(seconds=lease_seconds)
-    stmt = _CANDIDATES.where(AuditEvent.seq > after, _claimable(consumer, stale_before))
-    if pipeline_id is not None:
-        stmt = stmt.where(AuditEvent.pipeline_id == pipeline_id)
-    rows = uow.conn.execute(stmt.limit(limit), {"consumer": consumer}).all()
+    params = {"consumer": consumer, "after": after, "stale_before": stale_before, "limit": limit}
+    if pipeline_id is None:
+        rows = uow.conn.execute(_CLAIMABLE, params).all()
+    else:
+        rows = uow.conn.execute(_CLAIMABLE_OF_PIPELINE, params | {"pipeline_id": pipeline_id}).all()
     fresh = [row.seq for row in rows if row.claim is None]
     ours = _insert_claims(uow, consumer, fresh, now) if fresh else set()
     claimed = []
@@ -83,6 +75,15 @@ _CANDIDATES = (
           isouter=True)
     .order_by(AuditEvent.seq)
 )
+# Never delivered, or claimed / due for a retry and older than the lease (statements built once).
+_CLAIMABLE = _CANDIDATES.where(
+    AuditEvent.seq > bindparam("after"),
+    or_(_DELIVERY.c.seq.is_(None),
+        and_(or_(_DELIVERY.c.result == "claimed", _DELIVERY.c.result.like("retry %")),
+             _DELIVERY.c.delivered_at < bindparam("stale_before"))),
+).limit(bindparam("limit"))
+_CLAIMABLE_OF_PIPELINE = _CLAIMABLE.where(AuditEvent.pipeline_id == bindparam("pipeline_id"))
+_HIGH_WATER = select(func.max(_DELIVERY.c.audit_seq)).where(_DELIVERY.c.consumer == bindparam("consumer"))
 
 
 def _attempt(result: str | None) -> int:
@@ -95,16 +96,26 @@ def _insert_claims(uow: UnitOfWork, consumer: str, seqs: list[int], now) -> set[
     """Insert a claim per event in one statement; the seqs whose claim is ours.
 
     In seq order, so two claimants inserting overlapping batches on PostgreSQL wait for each other
-    in one order (the later one's conflicting rows become no-ops once the first commits).
+    in one order (the later one's conflicting rows become no-ops once the first commits). One
+    statement per dialect, compiled once: SQLAlchemy sends the rows as one multi-row INSERT.
     """
-    dialect = import_module(f"sqlalchemy.dialects.{uow.dialect}")  # this database's dialect only
-    stmt = (
-        dialect.insert(_DELIVERY)
-        .values([{"consumer": consumer, "audit_seq": seq, "delivered_at": now, "result": "claimed"} for seq in seqs])
-        .on_conflict_do_nothing(index_elements=["consumer", "audit_seq"])
-        .returning(_DELIVERY.c.audit_seq)
-    )
-    return set(uow.conn.execute(stmt).scalars())
+    rows = [{"consumer": consumer, "audit_seq": seq, "delivered_at": now, "result": "claimed"} for seq in seqs]
+    return set(uow.conn.execute(_claim_statement(uow.dialect), rows).scalars())
+
+
+_CLAIMS: dict[str, object] = {}
+
+
+def _claim_statement(dialect_name: str):
+    stmt = _CLAIMS.get(dialect_name)
+    if stmt is None:
+        dialect = import_module(f"sqlalchemy.dialects.{dialect_name}")  # this database's dialect only
+        stmt = _CLAIMS[dialect_name] = (
+            dialect.insert(_DELIVERY)
+            .on_conflict_do_nothing(index_elements=["consumer", "audit_seq"])
+            .returning(_DELIVERY.c.audit_seq)
+        )
+    return stmt
 
 
 def _reclaim(uow: UnitOfWork, claim: int, result: str, stale_before, now) -> bool:
@@ -115,11 +126,6 @@ def _reclaim(uow: UnitOfWork, claim: int, result: str, stale_before, now) -> boo
         .values(delivered_at=now, result="claimed")
     )
     return changed.rowcount == 1
-
-
-def finish_delivery(uow: UnitOfWork, consumer: str, audit_seq: int, outcome: str, *, attempt: int = 1) -> str:
-    """Record how delivering one event went: ``ok``, ``skipped …`` or an error (retried later)."""
-    return finish_deliveries(uow, consumer, [(audit_seq, outcome, attempt)])[0]
 
 
 def finish_deliveries(uow: UnitOfWork, consumer: str, outcomes: list[tuple[int, str, int]]) -> list[str]:
@@ -177,6 +183,18 @@ def gate_notice(uow: UnitOfWork, gate_id: str) -> dict | None:
         "message": {"channel": gate.message_channel, "ts": gate.message_ts},
         "open": gate_state(pipeline, gate) == "open",
     }
+
+
+def pipelines_with_gate_messages(uow: UnitOfWork, pipeline_ids) -> set[str]:
+    """Of ``pipeline_ids``, those with a gate whose message is posted (or being posted), in one read:
+    an event of any other pipeline has no message to update."""
+    ids = sorted(set(pipeline_ids))
+    return set(uow.conn.execute(_MESSAGED, {"ids": ids}).scalars()) if ids else set()
+
+
+_GATES = Gate.__table__
+_MESSAGED = (select(_GATES.c.pipeline_id).distinct()
+             .where(_GATES.c.pipeline_id.in_(bindparam("ids", expanding=True)), _GATES.c.message_ts.is_not(None)))
 
 
 def pipeline_gates(uow: UnitOfWork, pipeline_id: str) -> list[dict]:

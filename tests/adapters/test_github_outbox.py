@@ -131,3 +131,24 @@ def test_the_github_consumer_does_not_take_the_slack_notifiers_events(settings, 
     with UnitOfWork(settings) as uow:
         slack = outbox.claim_events(uow, "slack", pipeline_id=pid, limit=100)
     assert {e["action"] for e in slack} >= {"create", "approve", "record", "link"}
+
+
+def test_events_that_are_not_deploy_changes_are_recorded_together_in_one_statement(settings, run, ready, mirror,
+                                                                                   github):
+    from sqlalchemy import event as sa_event
+
+    pid = ready()  # create, start, stage, approve: nothing to mirror
+    updates = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("UPDATE") and "outbox_deliveries" in statement:
+            updates.append(len(parameters) if executemany else 1)
+
+    engine = UnitOfWork(settings).engine
+    sa_event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert github_outbox.drain(settings, mirror, run, pipeline_id=pid) == []
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", count)
+    skipped = [r for r in results(settings).values() if r == "skipped: not a deploy change"]
+    assert len(skipped) >= 4 and updates == [len(skipped)] and not github.requests

@@ -43,7 +43,8 @@ def test_a_batch_is_claimed_in_one_statement_and_recorded_in_one(slack, slack_en
     handled = []
     writes = outbox_writes(slack_env, lambda: handled.append(drainer.drain_once()))
     assert handled == [4]
-    assert writes == [("INSERT", 1), ("UPDATE", 4)]  # one INSERT … RETURNING; one executemany UPDATE
+    # one multi-row INSERT … RETURNING (its 4 rows' values in one statement); one executemany UPDATE
+    assert [verb for verb, _ in writes] == ["INSERT", "UPDATE"] and writes[1] == ("UPDATE", 4)
     assert set(results(slack_env).values()) == {"skipped: no gate message to post or update"}
     assert drainer.drain_once() == 0
     drainer.stop()
@@ -112,4 +113,26 @@ def test_an_event_that_cannot_post_reads_no_gate_notice_until_a_message_exists(s
     cli(slack_env, f"approve {pid} --gate code-review")
     assert drainer.drain_once() == 1
     assert read and len(fake_slack.calls_to("chat.update")) == 1  # a gate with a message is updated
+    drainer.stop()
+
+
+def test_a_batch_reads_which_pipelines_have_gate_messages_once_and_sees_what_it_posts(slack, slack_env, fake_slack,
+                                                                                      monkeypatch):
+    slack.notifier.stop()
+    for _ in range(5):
+        cli(slack_env, "create --name quiet")  # events that can neither post nor find a message
+    pid = at_review(slack_env)  # its events post the gate message, in the same batch
+    cli(slack_env, f"approve {pid} --gate code-review")
+    drainer = notifier_for(slack, slack_env, batch=50)
+    reads, gates_read = [], outbox.pipeline_gates
+    monkeypatch.setattr(outbox, "pipeline_gates", lambda uow, p: reads.append(p) or gates_read(uow, p))
+    checked, with_messages = [], outbox.pipelines_with_gate_messages
+    monkeypatch.setattr(outbox, "pipelines_with_gate_messages",
+                        lambda uow, ids: checked.append(sorted(set(ids))) or with_messages(uow, ids))
+    assert drainer.drain_once() == 10
+    assert len(checked) == 1 and pid in checked[0] and len(checked[0]) == 6  # one read for the whole batch
+    # Gates read: auth's start and stage (events that may post; the stage posts the message) and its
+    # approval, which knows of the message posted earlier in this batch. Never the quiet pipelines'
+    # gates, nor auth's for its create and artifact (no message yet, and they may not post one).
+    assert reads == [pid] * 3 and len(gate_message_calls(fake_slack)) == 1
     drainer.stop()
