@@ -46,7 +46,10 @@ test-sqlite: install
 	env -u PIPE_TEST_DATABASE_URL $(PYTEST)
 
 # `make bench` measures on SQLite and, when PIPE_TEST_DATABASE_URL (or PIPE_BENCH_DATABASE_URL) is set,
-# PostgreSQL; `make bench BENCH_ARGS=--write` also rewrites the results in BENCHMARKS.md.
+# PostgreSQL: in process, then `pipe create` as a whole process and a loaded pipe-server, and ends with
+# the Targets table (each speed target: holds, does not hold, or not measured and why). BENCH_ARGS
+# passes options: --no-cli-start, --no-server, --no-web, --no-postgres; `--write` also rewrites the
+# results and the server section in BENCHMARKS.md. `make bench-smoke` runs all of it small (CI).
 bench: install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 

@@ -5,6 +5,7 @@ decide the result.
     python -m bench.run --smoke         # a few rounds on a small history (CI)
     python -m bench.run --write         # also rewrite the results in BENCHMARKS.md
     python -m bench.run --statements    # print the SQL each write runs, then stop
+    python -m bench.run --no-cli-start --no-server   # the in-process part alone
 
 The variants compared run interleaved — one call of each in turn, the order rotating every round —
 so they share whatever else the machine is doing at that moment:
@@ -19,6 +20,12 @@ processes change little) and in wall time (what a caller waits for, which they c
 report gives p50s (and wall p99), the ratios between variants, and the load average before and
 after. PostgreSQL is measured when PIPE_BENCH_DATABASE_URL or PIPE_TEST_DATABASE_URL is set (in a
 fresh schema, dropped afterwards).
+
+Then whole processes, one part after the other so that none shares the cores with another:
+one-shot commands, `pipe create` cold, warm and remote beside `python -c pass` and, in a full run,
+against the tree before the worker under valgrind (bench/cli_start.py), and a `pipe-server` under
+load (bench/server.py). The report ends with every speed target's verdict (``targets``): holds,
+does not hold, or not measured and why.
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ from chainpipe.core.config import load_settings
 from chainpipe.core.services import artifacts, deploys, gates, monitoring, pipelines, queries
 from chainpipe.core.uow import UnitOfWork
 
+from bench.cli_start import archive_name
+
 ROOT = Path(__file__).resolve().parents[1]
 ACTOR = Actor("bench")
 WRITES = ("create", "start", "pause", "resume", "stage", "approve", "reject", "artifact-add", "deploy",
@@ -48,6 +57,18 @@ READS = ("list --limit 100", "stats", "monitor-status")
 FLOOR_TARGET = 4.0  # chainpipe within 4x of the raw-sqlite3 floor (CPU p50)
 CHAIN_TARGET_MS = 0.3  # what hash-chaining the audit may add to a write (CPU p50)
 STATS_TARGET_MS = 20.0
+FULL_HISTORY = (100_000, 1_000_000)  # the history the stats target is set at: pipelines, monitor events
+PROCESS_TARGET_MS = 150.0  # `pipe --help` and `pipe templates`, whole process, median wall
+WARM_TARGET = 4.0  # warm-worker `pipe create` at most 4x `python -c pass` (wall medians, same run)
+COLD_TARGET = 0.85  # cold `pipe create` at most 0.85x the tree before the worker
+COLD_BEFORE = "41bf867"  # that tree: the commit before the warm worker and the cold-start work
+SERVER_CPU_TARGET_MS = 1.0  # server CPU per API write at most the in-process create + 1 ms
+RPS_TARGET = 400.0  # API writes per second: a goal for a quiet 2-core machine
+ACK_TARGET = 2.0  # Slack slash-command ack p99 at most 2x /healthz p99 in the same run
+ACK_TARGET_MS = 100.0  # and at most 100 ms on a quiet machine
+# Quiet: the 1-minute load average before the server run at most this. The in-process part just
+# before it keeps one core busy, so about 1.0 is the benchmark's own doing.
+QUIET_LOAD = 1.5
 WARMUP = 3  # rounds measured but not counted: statement caches, page cache
 
 
@@ -289,7 +310,7 @@ def _checks(settings: dict, floor_path: str | None) -> list[str]:
 
 def process_timings(runs: int) -> dict[str, float | str]:
     """Median wall time of whole `pipe` processes, interpreter start-up included, each doing all its
-    work itself (PIPE_WORKER=0; the warm worker has its own benchmark, scripts/bench_cli_start.py)."""
+    work itself (PIPE_WORKER=0; the warm worker has its own benchmark, bench/cli_start.py)."""
     pipe = str(Path(sys.executable).with_name("pipe"))
     env = os.environ | {"PIPE_DATA_DIR": tempfile.mkdtemp(), "PIPE_WORKER": "0"}
     out: dict[str, float | str] = {}
@@ -389,6 +410,157 @@ def _growth_table(s: Samples) -> list[str]:
     return lines
 
 
+# ---- the targets --------------------------------------------------------------------------------
+# Each verdict is a row: the target, what was measured, and "holds", "does not hold" or
+# "not measured: <why>". They take the structured results only, so tests can feed them made-up ones.
+
+
+def _verdict(target: str, measured: str, ok: bool | None = None, why: str = "") -> dict:
+    status = f"not measured: {why}" if why else "holds" if ok else "does not hold"
+    return {"target": target, "measured": measured, "status": status}
+
+
+def _in_process(results: dict, database: str) -> dict | None:
+    """The in-process results of ``database`` ("SQLite", "PostgreSQL"), keyed by its long name."""
+    return next((r for name, r in results.items() if name.startswith(database)), None)
+
+
+def floor_target(results: dict) -> dict:
+    target = f"each write ≤ {FLOOR_TARGET:g}× the raw-sqlite3 floor (CPU p50, SQLite)"
+    r = _in_process(results, "SQLite")
+    if r is None or not r["floor"]:
+        return _verdict(target, "–", why="no SQLite run with the floor")
+    s: Samples = r["samples"]
+    ratios = {op: s.p50("empty", op) / s.p50("floor", op) for op in RawFloor.OPS}
+    worst = max(ratios, key=ratios.get)
+    return _verdict(target, f"worst {ratios[worst]:.2f}× ({worst})", ratios[worst] <= FLOOR_TARGET)
+
+
+def stats_targets(results: dict, history: tuple[int, int], absent: dict[str, str]) -> list[dict]:
+    """One row per database, judged on the large history's CPU and wall p50: flat means the bound
+    holds at full size. Large/empty is shown beside it; a ratio of sub-millisecond figures is no verdict."""
+    rows = []
+    for database in ("SQLite", "PostgreSQL"):
+        target = f"`stats` ≤ {STATS_TARGET_MS:g} ms and flat at 100k pipelines / 1M events ({database})"
+        r = _in_process(results, database)
+        if r is None:
+            rows.append(_verdict(target, "–", why=absent.get(database) or "not run"))
+            continue
+        s: Samples = r["samples"]
+        cpu, wall = s.p50("large", "stats"), s.p50("large", "stats", wall=True)
+        growth = cpu / s.p50("empty", "stats")
+        measured = f"CPU {cpu:.2f} ms, wall {wall:.2f} ms; large/empty CPU {growth:.2f}×"
+        small = history[0] < FULL_HISTORY[0] or history[1] < FULL_HISTORY[1]
+        why = f"a history of {history[0]:,} pipelines / {history[1]:,} events, not 100,000 / 1,000,000" if small else ""
+        rows.append(_verdict(target, measured, max(cpu, wall) <= STATS_TARGET_MS, why))
+    return rows
+
+
+def warm_target(cli: dict | str) -> dict:
+    target = f"warm-worker `pipe create` ≤ {WARM_TARGET:g}× `python -c pass` (whole process, wall median)"
+    if isinstance(cli, str):
+        return _verdict(target, "–", why=cli)
+    warm, floor = cli["variants"]["pipe create, warm worker"]["wall"], cli["variants"]["python -c pass"]["wall"]
+    return _verdict(target, f"{warm / floor:.1f}× ({warm:.3f} s ÷ {floor:.3f} s)", warm / floor <= WARM_TARGET)
+
+
+def cold_target(cli: dict | str) -> dict:
+    """Judged on instructions under valgrind, the steady measure; on the CPU median ratio without them."""
+    target = f"cold `pipe create` (PIPE_WORKER=0) ≤ {COLD_TARGET:g}× {COLD_BEFORE}, the tree before the worker"
+    if isinstance(cli, str):
+        return _verdict(target, "–", why=cli)
+    before, now = archive_name(COLD_BEFORE), archive_name("HEAD")
+    if COLD_BEFORE in cli["missing"]:
+        return _verdict(target, "–", why=cli["missing"][COLD_BEFORE])
+    if before not in cli["variants"] or now not in cli["variants"]:
+        return _verdict(target, "–", why=f"no archives of {COLD_BEFORE} and HEAD in this run (--smoke)")
+    cpu = cli["variants"][now]["cpu"] / cli["variants"][before]["cpu"]
+    counted = cli["instructions"]
+    if before in counted and now in counted:
+        ratio = counted[now] / counted[before]
+        measured = (f"instructions {ratio:.3f}× ({counted[now] / 1e9:.3f} G ÷ {counted[before] / 1e9:.3f} G); "
+                    f"CPU median {cpu:.2f}×")
+    else:
+        ratio = cpu
+        measured = f"CPU median {cpu:.2f}× (judged on it: no instruction counts, {cli['no_callgrind'] or 'not asked'})"
+    return _verdict(target, measured, ratio <= COLD_TARGET)
+
+
+def process_target(procs: dict) -> dict:
+    target = f"`pipe templates` / `pipe --help` ≤ {PROCESS_TARGET_MS:g} ms (whole process, wall median)"
+    figures = {name: procs[name] for name in ("pipe --help", "pipe templates --json")}
+    measured = "; ".join(f"`{name}` {v:.0f} ms" if isinstance(v, float) else f"`{name}` {v}"
+                         for name, v in figures.items())
+    return _verdict(target, measured, all(isinstance(v, float) and v <= PROCESS_TARGET_MS for v in figures.values()))
+
+
+def _server_row(served: list[dict], database: str, *, slack: bool) -> dict | None:
+    """This tree's single-process server on ``database``, Slack on or API only."""
+    return next((r for r in served if r["database"] == database and r["slack"] == slack
+                 and r["server"] == "this tree" and r["workers"] == 1), None)
+
+
+def server_cpu_targets(served: list[dict] | str, absent: dict[str, str]) -> list[dict]:
+    rows = []
+    for database in ("SQLite", "PostgreSQL"):
+        target = (f"server CPU per API write ≤ the same create in process + {SERVER_CPU_TARGET_MS:g} ms "
+                  f"(API only, {database})")
+        r = None if isinstance(served, str) else _server_row(served, database, slack=False)
+        if r is None:
+            rows.append(_verdict(target, "–", why=served if isinstance(served, str) else absent.get(database)
+                                 or "not run"))
+            continue
+        extra = r["cpu_per_req"] - r["inproc"]
+        rows.append(_verdict(target, f"server − in-process {extra:+.2f} ms ({r['cpu_per_req']:.2f} − "
+                                     f"{r['inproc']:.2f})", extra <= SERVER_CPU_TARGET_MS))
+    return rows
+
+
+def throughput_target(served: list[dict] | str) -> dict:
+    target = f"≥ {RPS_TARGET:g} API writes/s (SQLite, API only; a goal for a quiet 2-core machine)"
+    r = None if isinstance(served, str) else _server_row(served, "SQLite", slack=False)
+    if r is None:
+        return _verdict(target, "–", why=served if isinstance(served, str) else "no SQLite server run")
+    return _verdict(target, f"{r['rps']:.0f}/s; load average {r['load'][0]:.2f} → {r['load'][1]:.2f}",
+                    r["rps"] >= RPS_TARGET)
+
+
+def ack_targets(served: list[dict] | str) -> list[dict]:
+    """Two rows: the ack against /healthz in the same run (every database served), and the ack's own
+    bound, judged only when the machine was quiet."""
+    ratio_target = f"Slack slash-command ack p99 ≤ {ACK_TARGET:g}× `/healthz` p99 (same run)"
+    ms_target = f"Slack slash-command ack p99 ≤ {ACK_TARGET_MS:g} ms on a quiet machine (load ≤ {QUIET_LOAD:g})"
+    found = [] if isinstance(served, str) else [r for r in (_server_row(served, db, slack=True)
+                                                            for db in ("SQLite", "PostgreSQL")) if r]
+    if not found:
+        why = served if isinstance(served, str) else "no server run with Slack on"
+        return [_verdict(ratio_target, "–", why=why), _verdict(ms_target, "–", why=why)]
+    ratios = "; ".join(f"{r['database']} {r['ack_p99'] / r['health_p99']:.2f}× ({r['ack_p99']:.1f} ÷ "
+                       f"{r['health_p99']:.1f} ms)" for r in found)
+    acks = "; ".join(f"{r['database']} {r['ack_p99']:.1f} ms, load {r['load'][0]:.2f} → {r['load'][1]:.2f}"
+                     for r in found)
+    busiest = max(r["load"][0] for r in found)
+    return [_verdict(ratio_target, ratios, all(r["ack_p99"] <= ACK_TARGET * r["health_p99"] for r in found)),
+            _verdict(ms_target, acks, all(r["ack_p99"] <= ACK_TARGET_MS for r in found),
+                     "" if busiest <= QUIET_LOAD else f"the machine was not quiet (load average {busiest:.2f})")]
+
+
+def targets(results: dict, procs: dict, cli: dict | str, served: list[dict] | str, *, history: tuple[int, int],
+            absent: dict[str, str], absent_served: dict[str, str]) -> list[dict]:
+    """Every speed target's row. ``cli`` and ``served`` are the measurements or why they were not
+    taken; ``absent`` and ``absent_served`` say why a database is missing from the in-process and the
+    server results."""
+    return [floor_target(results), *stats_targets(results, history, absent), warm_target(cli), cold_target(cli),
+            process_target(procs), *server_cpu_targets(served, absent_served), throughput_target(served),
+            *ack_targets(served)]
+
+
+def render_targets(rows: list[dict]) -> str:
+    lines = ["", "### Targets", "", "| target | measured | verdict |", "|---|---|---|"]
+    lines += [f"| {r['target']} | {r['measured']} | {r['status']} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true")
@@ -399,6 +571,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--no-web", action="store_true", help="leave out the web pages (bench/web.py)")
+    parser.add_argument("--no-cli-start", action="store_true",
+                        help="leave out `pipe create` as a whole process (bench/cli_start.py)")
+    parser.add_argument("--no-server", action="store_true", help="leave out the pipe-server load (bench/server.py)")
     args = parser.parse_args(argv)
     if args.smoke:
         args.iterations, args.pipelines, args.events = 10, 500, 5_000
@@ -419,7 +594,9 @@ def main(argv: list[str] | None = None) -> int:
                                                 args.pipelines, args.events, floor_path=f"{tmp}/floor.db", log=log,
                                                 web=web)
     pg = os.environ.get("PIPE_BENCH_DATABASE_URL") or os.environ.get("PIPE_TEST_DATABASE_URL")
-    if pg and not args.no_postgres:
+    no_pg = "--no-postgres" if args.no_postgres else \
+        None if pg else "no PostgreSQL (PIPE_TEST_DATABASE_URL or PIPE_BENCH_DATABASE_URL not set)"
+    if not no_pg:
         log("PostgreSQL …")
         url, drop = _pg_schema_urls(pg)
         try:
@@ -428,11 +605,64 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             drop()
     procs = process_timings(1 if args.smoke else 15)
-    report = render(results, procs, args)
+    cli = "--no-cli-start" if args.no_cli_start else _cli_start(args.smoke, log)
+    served = "--no-server" if args.no_server else _server_load(args.smoke, no_pg, log)
+    absent_served = {"PostgreSQL": no_pg or ("--smoke serves SQLite only" if args.smoke else "")}
+    rows = targets(results, procs, cli, served, history=(args.pipelines, args.events),
+                   absent={"PostgreSQL": no_pg or ""}, absent_served=absent_served)
+    report = render(results, procs, args) + _process_sections(cli, served) + render_targets(rows)
     print(report)
     if args.write:
         write_results(ROOT / "BENCHMARKS.md", report)
+        if not isinstance(served, str):
+            from bench import server
+
+            server.write_section(ROOT / "BENCHMARKS.md", server.report(served, SERVER_CONCURRENCY))
     return 0
+
+
+SERVER_CONCURRENCY = 32  # requests in flight, bench/server.py's default
+
+
+def _cli_start(smoke: bool, log) -> dict:
+    """`pipe create` as a whole process: in full, against 41bf867 and HEAD as archives, counted under
+    valgrind; in --smoke, two rounds of the checkout's variants alone."""
+    from bench import cli_start
+
+    log("CLI start (bench/cli_start.py) …")
+    t0 = time.perf_counter()
+    out = cli_start.measure(2) if smoke else cli_start.measure(15, archives=(COLD_BEFORE, "HEAD"), callgrind=True)
+    log(f"  {time.perf_counter() - t0:.1f} s")
+    return out
+
+
+def _server_load(smoke: bool, no_pg: str | None, log) -> list[dict]:
+    """The pipe-server load (bench/server.py); in --smoke, small and on SQLite only."""
+    from bench import server
+
+    argv = ["--concurrency", str(SERVER_CONCURRENCY)]
+    argv += ["--writes", "200", "--slash", "100", "--inproc", "50", "--sqlite-only"] if smoke else []
+    argv += ["--sqlite-only"] if no_pg and not smoke else []
+    log("pipe-server (bench/server.py) …")
+    t0 = time.perf_counter()
+    out = server.measure_all(server.options(argv))
+    log(f"  {time.perf_counter() - t0:.1f} s")
+    return out
+
+
+def _process_sections(cli: dict | str, served: list[dict] | str) -> str:
+    """The CLI-start and server tables, each where it was measured."""
+    lines = []
+    if not isinstance(cli, str):
+        from bench import cli_start
+
+        lines += ["", "### CLI start: `pipe create` as a whole process (bench/cli_start.py)", "",
+                  cli_start.render(cli)]
+    if not isinstance(served, str):
+        from bench import server
+
+        lines += ["", "### pipe-server under load (bench/server.py)", "", server.report(served, SERVER_CONCURRENCY)]
+    return "\n".join(lines) + "\n" if lines else ""
 
 
 def write_results(path: Path, report: str) -> None:

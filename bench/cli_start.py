@@ -7,10 +7,12 @@ tree of the project (e.g. ``git archive REV | tar -x -C DIR``) run in process, f
 compiled, as a release installs it (e.g. ``--archive 41bf867 --archive HEAD``: before and after on
 equal terms, whatever state the checkout's own bytecode is in); ``--cold-only`` leaves out the warm
 worker and remote mode; ``--callgrind`` also counts each cold variant's instructions once under
-valgrind (the steady measure on a shared machine).
+valgrind (the steady measure on a shared machine). A revision missing from the repository (a
+shallow clone) is reported as not measured, and ``--callgrind`` without valgrind says it counted
+nothing; bench/run.py judges the targets from ``measure``'s results.
 
-    .venv/bin/python scripts/bench_cli_start.py [--rounds 15] [--base DIR] [--archive REV]... [--cold-only]
-                                                [--callgrind]
+    .venv/bin/python -m bench.cli_start [--rounds 15] [--base DIR] [--archive REV]... [--cold-only]
+                                        [--callgrind]
 
 Prints wall and CPU (user + sys of the child) medians per variant, and the load average before
 and after. Everything runs in a temporary directory on SQLite.
@@ -19,9 +21,11 @@ and after. Everything runs in a temporary directory on SQLite.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
+import shutil
 import signal
 import socket
 import statistics
@@ -109,19 +113,24 @@ def stop_worker(env: dict) -> None:
         pass
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--base", help="an older tree of the project, run in process for comparison")
-    parser.add_argument("--archive", action="append", default=[], metavar="REV",
-                        help="a commit's cold path, as an archive with compiled bytecode (repeatable)")
-    parser.add_argument("--cold-only", action="store_true", help="leave out the warm worker and remote mode")
-    parser.add_argument("--callgrind", action="store_true", help="also count each cold variant's instructions")
-    args = parser.parse_args()
+def archive_name(rev: str) -> str:
+    """The variant name of ``rev``'s cold path run from an archive."""
+    return f"pipe create, cold, {rev} (archive)"
+
+
+def missing(rev: str) -> str | None:
+    """Why ``rev`` cannot be archived here (a shallow clone lacks older commits), or None."""
+    found = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+                           capture_output=True)
+    return None if found.returncode == 0 else f"{rev} is not in this repository (a shallow clone?)"
+
+
+def measure(rounds: int = 15, *, base: str | None = None, archives: tuple[str, ...] = (), cold_only: bool = False,
+            callgrind: bool = False) -> dict:
+    """Every variant timed ``rounds`` times, interleaved. Returns the load before and after, each
+    variant's wall median and minimum and CPU median (s), the callgrind counts of the cold variants,
+    the archives that could not be made and why, and why no instructions were counted (or "")."""
     work = Path(tempfile.mkdtemp(prefix="pipe-bench-"))
-    # Every variant runs in the temporary directory: `python -c` puts the working directory first on
-    # sys.path, and from the checkout `cli.main` would be the checkout's own cli/, not the tree's.
-    os.chdir(work)
     host = {k: v for k, v in os.environ.items() if not k.startswith("PIPE_")}
     env = host | {"PIPE_DATA_DIR": str(work / "data"), "PIPE_ACTOR": "alice", "HOME": str(work),
                   "PIPE_DATABASE_URL": f"sqlite:///{work / 'pipe.db'}", "PIPE_WORKER_IDLE": "600"}
@@ -131,57 +140,87 @@ def main() -> None:
         "python -c pass": ([sys.executable, "-c", "pass"], env),
         "pipe create, cold (PIPE_WORKER=0)": ([PIPE, *create], cold),
     }
-    if not args.cold_only:
+    if not cold_only:
         variants["pipe create, warm worker"] = ([PIPE, *create], env)
-    if args.base:
-        module = "chainpipe.cli.main" if (Path(args.base) / "chainpipe").is_dir() else "cli.main"
+    if base:
+        module = "chainpipe.cli.main" if (Path(base) / "chainpipe").is_dir() else "cli.main"
         variants["pipe create, before (in process)"] = (
             [sys.executable, "-c", f"from {module} import entrypoint; entrypoint()", *create],
-            cold | {"PYTHONPATH": args.base})
-    for rev in args.archive:
+            cold | {"PYTHONPATH": base})
+    absent = {rev: why for rev in archives if (why := missing(rev))}
+    for rev in (rev for rev in archives if rev not in absent):
         path, module = archive(rev, work / "archives" / rev)
         # Each archive its own database: an older tree may need an older schema.
-        variants[f"pipe create, cold, {rev} (archive)"] = (
+        variants[archive_name(rev)] = (
             [sys.executable, "-c", f"from {module} import entrypoint; entrypoint()", *create],
             cold | {"PYTHONPATH": path, "PIPE_DATA_DIR": str(work / "archives" / f"{rev}-data"),
                     "PIPE_DATABASE_URL": f"sqlite:///{work / 'archives' / f'{rev}.db'}"})
+    no_callgrind = "" if not callgrind or shutil.which("valgrind") else "valgrind is not installed"
     server = None
-    if not args.cold_only:
-        server, url, token = start_server(cold, work)
-        variants["pipe create, remote mode"] = ([PIPE, *create], env | {"PIPE_SERVER_URL": url, "PIPE_TOKEN": token})
-    try:
-        for argv, e in variants.values():  # warm-up: schema, the worker, the server, the page cache
-            timed(argv, e)
-            timed(argv, e)
-        load_before = os.getloadavg()
-        samples: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
-        for _ in range(args.rounds):
-            for name, (argv, e) in variants.items():
-                samples[name].append(timed(argv, e))
-        load_after = os.getloadavg()
-        counted = {name: instructions(argv, e) for name, (argv, e) in variants.items()
-                   if args.callgrind and e.get("PIPE_WORKER") == "0"}
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(10)
-        stop_worker(env)
-    floor = statistics.median(w for w, _ in samples["python -c pass"])
-    print(f"rounds {args.rounds}, interleaved; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after; "
-          f"{os.cpu_count()} cores; Python {sys.version.split()[0]}")
-    print("| variant | wall median (s) | wall min (s) | CPU median (s) | × `python -c pass` (wall) |")
-    print("|---|---|---|---|---|")
-    for name, values in samples.items():
-        walls, cpus = [w for w, _ in values], [c for _, c in values]
-        print(f"| {name} | {statistics.median(walls):.3f} | {min(walls):.3f} | {statistics.median(cpus):.3f} | "
-              f"{statistics.median(walls) / floor:.1f} |")
+    # Every variant runs in the temporary directory: `python -c` puts the working directory first on
+    # sys.path, and from the checkout `cli.main` would be the checkout's own cli/, not the tree's.
+    with contextlib.chdir(work):
+        if not cold_only:
+            server, url, token = start_server(cold, work)
+            variants["pipe create, remote mode"] = ([PIPE, *create],
+                                                    env | {"PIPE_SERVER_URL": url, "PIPE_TOKEN": token})
+        try:
+            for argv, e in variants.values():  # warm-up: schema, the worker, the server, the page cache
+                timed(argv, e)
+                timed(argv, e)
+            load_before = os.getloadavg()
+            samples: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+            for _ in range(rounds):
+                for name, (argv, e) in variants.items():
+                    samples[name].append(timed(argv, e))
+            load_after = os.getloadavg()
+            counted = {name: instructions(argv, e) for name, (argv, e) in variants.items()
+                       if callgrind and not no_callgrind and e.get("PIPE_WORKER") == "0"}
+        finally:
+            if server is not None:
+                server.terminate()
+                server.wait(10)
+            stop_worker(env)
+    timings = {name: {"wall": statistics.median(w for w, _ in values), "wall_min": min(w for w, _ in values),
+                      "cpu": statistics.median(c for _, c in values)} for name, values in samples.items()}
+    return {"rounds": rounds, "load": (load_before[0], load_after[0]), "variants": timings,
+            "instructions": counted, "missing": absent, "no_callgrind": no_callgrind}
+
+
+def render(result: dict) -> str:
+    """The tables: wall and CPU per variant, then the callgrind counts (when taken)."""
+    timings, floor = result["variants"], result["variants"]["python -c pass"]["wall"]
+    load_before, load_after = result["load"]
+    lines = [f"rounds {result['rounds']}, interleaved; load average {load_before:.2f} before, {load_after:.2f} "
+             f"after; {os.cpu_count()} cores; Python {sys.version.split()[0]}", "",
+             "| variant | wall median (s) | wall min (s) | CPU median (s) | × `python -c pass` (wall) |",
+             "|---|---|---|---|---|"]
+    for name, t in timings.items():
+        lines.append(f"| {name} | {t['wall']:.3f} | {t['wall_min']:.3f} | {t['cpu']:.3f} | {t['wall'] / floor:.1f} |")
+    lines += [f"\n{rev}: not measured: {why}" for rev, why in result["missing"].items()]
+    if result["no_callgrind"]:
+        lines.append(f"\nNo instructions counted: {result['no_callgrind']}.")
+    counted = result["instructions"]
     if counted:
         # Ratios to the first archive (the "before" of ``--archive BEFORE --archive AFTER``), else to the checkout.
         names = [n for n in counted if n.endswith("(archive)")] or list(counted)
         reference = counted[names[0]]
-        print(f"\n| variant (callgrind, one run each) | instructions (G) | × {names[0]} |\n|---|---|---|")
-        for name, count in counted.items():
-            print(f"| {name} | {count / 1e9:.3f} | {count / reference:.3f} |")
+        lines.append(f"\n| variant (callgrind, one run each) | instructions (G) | × {names[0]} |\n|---|---|---|")
+        lines += [f"| {name} | {count / 1e9:.3f} | {count / reference:.3f} |" for name, count in counted.items()]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--base", help="an older tree of the project, run in process for comparison")
+    parser.add_argument("--archive", action="append", default=[], metavar="REV",
+                        help="a commit's cold path, as an archive with compiled bytecode (repeatable)")
+    parser.add_argument("--cold-only", action="store_true", help="leave out the warm worker and remote mode")
+    parser.add_argument("--callgrind", action="store_true", help="also count each cold variant's instructions")
+    args = parser.parse_args()
+    print(render(measure(args.rounds, base=args.base, archives=tuple(args.archive), cold_only=args.cold_only,
+                         callgrind=args.callgrind)))
 
 
 if __name__ == "__main__":
