@@ -230,7 +230,7 @@ def routes(runtime: Runtime) -> list[Route]:
         try:
             raw_token = bearer(request)  # before reading a stranger's body
             admission = Admission(raw_token, await read_body(request), request.headers, touches)
-            result = await runtime.database(runtime.run, command, None, None, admit=admission)
+            result = await runtime.request(command, admit=admission)
         except Exception as exc:  # noqa: BLE001 - the one translation, below
             return error_response(exc, request, admission and admission.principal, name)
         return JSONResponse({"result": result})

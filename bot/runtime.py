@@ -66,6 +66,7 @@ class Runtime:
     _pool_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _writer: contextlib.AbstractContextManager = field(init=False, repr=False)
     _database_pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
+    _write_turn: asyncio.Lock | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
         # SQLite has one writer at a time (BEGIN IMMEDIATE). Writers that find it taken wait in
@@ -101,6 +102,18 @@ class Runtime:
             pool = self._database_pool
         call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(pool, call)
+
+    async def request(self, command: Command, *, admit):
+        """A request's command on the database threads (``database``). On SQLite its writes take
+        their turn here, on the event loop, before they take a thread: the database has one writer
+        at a time, so a queue of writes holds one thread, never all of them, and reads keep theirs
+        (even while another process, e.g. a CLI, holds the write lock for long)."""
+        if command.kind == "write" and _sqlite(self.settings):
+            if self._write_turn is None:
+                self._write_turn = asyncio.Lock()
+            async with self._write_turn:
+                return await self.database(self.run, command, None, None, admit=admit)
+        return await self.database(self.run, command, None, None, admit=admit)
 
     def writing(self) -> contextlib.AbstractContextManager:
         """Held around each of this server's write transactions (a queue on SQLite, nothing on PostgreSQL)."""

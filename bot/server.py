@@ -88,7 +88,9 @@ def create_asgi_app(core: Settings, bot: BotSettings, *, start_notifier: bool = 
 
     async def ready(request: Request):
         try:
-            await runtime.database(runtime.outage.call, _check_database, core)
+            # Not on the requests' database threads: a probe asks whether the database answers,
+            # whatever the load, and must not queue behind a burst of writes.
+            await run_in_threadpool(runtime.outage.call, _check_database, core)
         except DatabaseUnavailable:
             return JSONResponse({"status": "unavailable", "message": OUTAGE_MESSAGE}, status_code=503,
                                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
@@ -100,7 +102,7 @@ def create_asgi_app(core: Settings, bot: BotSettings, *, start_notifier: bool = 
         if socket is not None:
             body["socket_mode"] = "connected" if socket.connected() else "connecting"
         if github is not None:
-            body["github"] = await runtime.database(github.health)
+            body["github"] = await run_in_threadpool(github.health)
         return JSONResponse(body)
 
     async def not_found(request: Request, exc: HTTPException):
@@ -134,7 +136,7 @@ def create_asgi_app(core: Settings, bot: BotSettings, *, start_notifier: bool = 
             log_refusal("metrics", None, "metrics token", None)
             return api.error(401, "unauthorized", "GET /metrics needs the bearer token set in PIPE_METRICS_TOKEN",
                              {"WWW-Authenticate": "Bearer"})
-        return Response(await runtime.database(metrics.exposition), media_type=METRICS_TYPE)
+        return Response(await run_in_threadpool(metrics.exposition), media_type=METRICS_TYPE)
 
     app = Starlette(
         routes=[Route("/slack/events", slack_events, methods=["POST"]),

@@ -38,7 +38,7 @@ def test_a_burst_runs_on_at_most_the_set_number_of_threads_each_with_its_request
     env = api_env | {"PIPE_SERVER_DB_THREADS": "2"}
     app = create_asgi_app(load_settings(env), load_bot_settings(env))
     runtime, token = app.state.runtime, make_token(env)
-    lock, running, seen = threading.Lock(), [0], {"most": 0, "threads": set(), "ids": {}}
+    lock, running, seen = threading.Lock(), [0], {"most": 0, "threads": set(), "ids": set()}
     real_run = runtime.run
 
     def slow_run(command, values, actor, **kw):
@@ -49,17 +49,50 @@ def test_a_burst_runs_on_at_most_the_set_number_of_threads_each_with_its_request
         time.sleep(0.15)  # long enough for the whole burst to arrive meanwhile
         try:
             result = real_run(command, values, actor, **kw)
-            seen["ids"][result["name"]] = current_request_id()
+            seen["ids"].add(current_request_id())
             return result
         finally:
             with lock:
                 running[0] -= 1
 
-    runtime.run = slow_run
     with TestClient(app) as client, ThreadPoolExecutor(8) as senders:
+        pid = call(client, "create", {"name": "shown"}, token).json()["result"]["id"]
+        runtime.run = slow_run
         answers = list(senders.map(
-            lambda i: call(client, "create", {"name": f"burst {i}"}, token, X_Request_Id=f"burst-{i}"), range(8)))
+            lambda i: call(client, "show", {"pipeline_id": pid}, token, X_Request_Id=f"burst-{i}"), range(8)))
     assert [a.status_code for a in answers] == [200] * 8
     assert seen["most"] == 2
     assert len(seen["threads"]) == 2 and all(name.startswith("pipe-db") for name in seen["threads"])
-    assert seen["ids"] == {f"burst {i}": f"burst-{i}" for i in range(8)}
+    assert seen["ids"] == {f"burst-{i}" for i in range(8)}
+
+
+def test_on_sqlite_queued_writes_hold_one_thread_and_reads_and_probes_keep_answering(api_env, config_file):
+    import sqlite3
+
+    from chainpipe.bot.server import create_asgi_app
+    from chainpipe.core.db import sqlite_path
+
+    settings = load_settings(api_env)
+    if not settings.database_url.startswith("sqlite"):
+        pytest.skip("the write queue on the event loop is SQLite's")
+    env = api_env | {"PIPE_SERVER_DB_THREADS": "2"}
+    app = create_asgi_app(load_settings(env), load_bot_settings(env))
+    token = make_token(env)
+    with TestClient(app) as client, ThreadPoolExecutor(6) as senders:
+        pid = call(client, "create", {"name": "before"}, token).json()["result"]["id"]
+        other = sqlite3.connect(sqlite_path(settings.database_url), isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process's long write: every write here must wait
+        try:
+            writes = [senders.submit(call, client, "create", {"name": f"queued {i}"}, token) for i in range(4)]
+            time.sleep(0.3)  # the writes are queued (one of them in SQLite's busy wait)
+            started = time.monotonic()
+            shown = call(client, "show", {"pipeline_id": pid}, token)
+            ready = client.get("/healthz/ready")
+            answered_in = time.monotonic() - started
+            assert not any(w.done() for w in writes)
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert shown.status_code == 200 and ready.status_code == 200
+        assert answered_in < 1.0
+        assert [w.result(timeout=30).status_code for w in writes] == [200] * 4
