@@ -96,3 +96,26 @@ def test_on_sqlite_queued_writes_hold_one_thread_and_reads_and_probes_keep_answe
         assert shown.status_code == 200 and ready.status_code == 200
         assert answered_in < 1.0
         assert [w.result(timeout=30).status_code for w in writes] == [200] * 4
+
+
+def test_work_after_an_answer_runs_on_as_many_threads(api_env, config_file):
+    from chainpipe.bot.runtime import Runtime
+
+    runtime = Runtime(load_settings(api_env), database_threads=2)
+    lock, running, seen = threading.Lock(), [0], {"most": 0, "threads": set(), "done": 0}
+
+    def work():
+        with lock:
+            running[0] += 1
+            seen["most"] = max(seen["most"], running[0])
+            seen["threads"].add(threading.current_thread().name)
+        time.sleep(0.1)
+        with lock:
+            running[0] -= 1
+            seen["done"] += 1
+
+    for _ in range(6):
+        runtime.later(work)
+    runtime.close()  # waits for what was accepted
+    assert seen["done"] == 6 and seen["most"] == 2
+    assert len(seen["threads"]) == 2 and all(name.startswith("pipe-after") for name in seen["threads"])
