@@ -58,19 +58,23 @@ _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
 def remember_request(settings: Settings, timestamp: int, signature: str, *, prune_every: int = PRUNE_EVERY) -> bool:
     """Record an accepted request; False when it was recorded before (a replay)."""
-    table = SeenSlackRequest.__table__
     with UnitOfWork(settings) as uow:
-        dialect = {"postgresql": postgresql, "sqlite": sqlite}.get(uow.dialect)
-        if dialect is not None:
-            stmt = dialect.insert(table).values(timestamp=timestamp, signature=signature)
-            seq = uow.session.execute(stmt.on_conflict_do_nothing().returning(table.c.seq)).scalar()
+        stmt = _REMEMBER.get(uow.dialect)
+        values = {"timestamp": timestamp, "signature": signature}
+        if stmt is not None:
+            seq = uow.conn.execute(stmt, values).scalar()
         else:  # other databases: the unique key still refuses the second insert
             try:
-                seq = uow.session.execute(insert(table).values(timestamp=timestamp, signature=signature)
-                                          .returning(table.c.seq)).scalar()
+                seq = uow.conn.execute(insert(_SEEN).returning(_SEEN.c.seq), values).scalar()
             except IntegrityError:
                 return False
         return _keep(uow, seq, prune_every)
+
+
+_SEEN = SeenSlackRequest.__table__
+# One statement per dialect, built once: insert unless the pair is there, and say which row it made.
+_REMEMBER = {name: dialect.insert(_SEEN).on_conflict_do_nothing().returning(_SEEN.c.seq)
+             for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))}
 
 
 def remember_envelope(settings: Settings, envelope_id: str, *, prune_every: int = PRUNE_EVERY) -> bool:
@@ -95,9 +99,8 @@ def _keep(uow: UnitOfWork, seq: int | None, prune_every: int) -> bool:
     if seq is None:
         return False
     if seq % prune_every == 0:
-        table = SeenSlackRequest.__table__
         cutoff = int(uow.now().timestamp()) - WINDOW - SKEW
-        uow.session.execute(delete(table).where(table.c.timestamp < cutoff))
+        uow.conn.execute(delete(_SEEN).where(_SEEN.c.timestamp < cutoff))
     uow.commit()
     return True
 
