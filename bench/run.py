@@ -613,7 +613,9 @@ def main(argv: list[str] | None = None) -> int:
     report = render(results, procs, args) + _process_sections(cli, served) + render_targets(rows)
     print(report)
     if args.write:
-        write_results(ROOT / "BENCHMARKS.md", report)
+        # The server's tables go to their own section ("## Server"), once; the results point there.
+        in_file = render(results, procs, args) + _process_sections(cli, served, server_in_section=True)
+        write_results(ROOT / "BENCHMARKS.md", in_file + render_targets(rows))
         if not isinstance(served, str):
             from bench import server
 
@@ -650,8 +652,9 @@ def _server_load(smoke: bool, no_pg: str | None, log) -> list[dict]:
     return out
 
 
-def _process_sections(cli: dict | str, served: list[dict] | str) -> str:
-    """The CLI-start and server tables, each where it was measured."""
+def _process_sections(cli: dict | str, served: list[dict] | str, *, server_in_section: bool = False) -> str:
+    """The CLI-start and server tables, each where it was measured (``server_in_section``: the
+    server's tables stand in BENCHMARKS.md's "Server" section, and here only a pointer to them)."""
     lines = []
     if not isinstance(cli, str):
         from bench import cli_start
@@ -661,7 +664,9 @@ def _process_sections(cli: dict | str, served: list[dict] | str) -> str:
     if not isinstance(served, str):
         from bench import server
 
-        lines += ["", "### pipe-server under load (bench/server.py)", "", server.report(served, SERVER_CONCURRENCY)]
+        lines += ["", "### pipe-server under load (bench/server.py)", ""]
+        lines += ["The tables of this run are in [Server](#server) below."] if server_in_section else \
+            [server.report(served, SERVER_CONCURRENCY)]
     return "\n".join(lines) + "\n" if lines else ""
 
 
