@@ -67,7 +67,7 @@ class Runtime:
     _pool_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _writer: contextlib.AbstractContextManager = field(init=False, repr=False)
     _database_pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
-    _write_turn: asyncio.Lock | None = field(default=None, init=False, repr=False)
+    _write_turn: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
         # SQLite has one writer at a time (BEGIN IMMEDIATE). Writers that find it taken wait in
@@ -110,9 +110,10 @@ class Runtime:
         at a time, so a queue of writes holds one thread, never all of them, and reads keep theirs
         (even while another process, e.g. a CLI, holds the write lock for long)."""
         if command.kind == "write" and _sqlite(self.settings):
-            if self._write_turn is None:
-                self._write_turn = asyncio.Lock()
-            async with self._write_turn:
+            loop = asyncio.get_running_loop()
+            if self._write_turn is None or self._write_turn[0] is not loop:  # one per event loop
+                self._write_turn = (loop, asyncio.Lock())
+            async with self._write_turn[1]:
                 return await self.database(self.run, command, None, None, admit=admit)
         return await self.database(self.run, command, None, None, admit=admit)
 

@@ -119,3 +119,15 @@ def test_work_after_an_answer_runs_on_as_many_threads(api_env, config_file):
     runtime.close()  # waits for what was accepted
     assert seen["done"] == 6 and seen["most"] == 2
     assert len(seen["threads"]) == 2 and all(name.startswith("pipe-after") for name in seen["threads"])
+
+
+def test_the_same_app_served_again_by_a_new_event_loop_still_queues_its_writes(api_env, config_file):
+    from chainpipe.bot.server import create_asgi_app
+
+    app = create_asgi_app(load_settings(api_env), load_bot_settings(api_env))
+    token = make_token(api_env)
+    for served in range(2):  # each TestClient runs the app on an event loop of its own
+        with TestClient(app) as client, ThreadPoolExecutor(6) as senders:
+            answers = list(senders.map(lambda i: call(client, "create", {"name": f"loop {served} {i}"}, token),
+                                       range(6)))
+        assert [a.status_code for a in answers] == [200] * 6, [a.text for a in answers]
