@@ -128,6 +128,6 @@ def test_the_same_app_served_again_by_a_new_event_loop_still_queues_its_writes(a
     token = make_token(api_env)
     for served in range(2):  # each TestClient runs the app on an event loop of its own
         with TestClient(app) as client, ThreadPoolExecutor(6) as senders:
-            answers = list(senders.map(lambda i: call(client, "create", {"name": f"loop {served} {i}"}, token),
-                                       range(6)))
+            names = [f"loop {served} {i}" for i in range(6)]
+            answers = list(senders.map(lambda name: call(client, "create", {"name": name}, token), names))
         assert [a.status_code for a in answers] == [200] * 6, [a.text for a in answers]
