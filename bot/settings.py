@@ -83,7 +83,9 @@ def _float(env, key: str, default: float) -> float:
 
 
 METRICS_TOKEN_MIN = 16
-DATABASE_THREADS_MAX = 10  # the engine's pool holds 15 connections; the drainers and Slack's work need theirs
+# The engine's pool holds 15 connections (5 + 10 overflow), shared by this many request threads, as many
+# threads for Slack's work after the ack, the notifier (and its leader lock on PostgreSQL) and the GitHub worker.
+DATABASE_THREADS_MAX = 6
 
 
 def default_database_threads() -> int:
