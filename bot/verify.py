@@ -37,6 +37,7 @@ from chainpipe.bot.outage import MESSAGE as OUTAGE_MESSAGE
 from chainpipe.bot.outage import DatabaseUnavailable
 from chainpipe.bot.runtime import log_refusal
 from chainpipe.bot.slack_errors import describe, error_line
+from chainpipe.core.aggregates import upsert
 from chainpipe.core.config import Settings
 from chainpipe.core.models import SeenSlackRequest
 from chainpipe.core.uow import UnitOfWork
@@ -44,7 +45,6 @@ from slack_bolt.middleware.middleware import Middleware
 from slack_bolt.response import BoltResponse
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import delete, insert, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 WINDOW = 5 * 60
@@ -59,10 +59,9 @@ _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 def remember_request(settings: Settings, timestamp: int, signature: str, *, prune_every: int = PRUNE_EVERY) -> bool:
     """Record an accepted request; False when it was recorded before (a replay)."""
     with UnitOfWork(settings) as uow:
-        stmt = _REMEMBER.get(uow.dialect)
         values = {"timestamp": timestamp, "signature": signature}
-        if stmt is not None:
-            seq = uow.conn.execute(stmt, values).scalar()
+        if uow.dialect in ("postgresql", "sqlite"):
+            seq = uow.conn.execute(_remember(uow.dialect), values).scalar()
         else:  # other databases: the unique key still refuses the second insert
             try:
                 seq = uow.conn.execute(insert(_SEEN).returning(_SEEN.c.seq), values).scalar()
@@ -72,9 +71,12 @@ def remember_request(settings: Settings, timestamp: int, signature: str, *, prun
 
 
 _SEEN = SeenSlackRequest.__table__
-# One statement per dialect, built once: insert unless the pair is there, and say which row it made.
-_REMEMBER = {name: dialect.insert(_SEEN).on_conflict_do_nothing().returning(_SEEN.c.seq)
-             for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))}
+
+
+@functools.cache
+def _remember(dialect: str):
+    """Insert unless the pair is there, and say which row it made (built once per dialect)."""
+    return upsert(_SEEN, dialect).on_conflict_do_nothing().returning(_SEEN.c.seq)
 
 
 def remember_envelope(settings: Settings, envelope_id: str, *, prune_every: int = PRUNE_EVERY) -> bool:

@@ -13,8 +13,9 @@ a live claimant exactly once.
 from __future__ import annotations
 
 from datetime import timedelta
-from importlib import import_module
+from functools import cache
 
+from chainpipe.core.aggregates import upsert
 from chainpipe.core.models import Artifact, AuditEvent, Gate, OutboxDelivery
 from chainpipe.core.rules.gates import gate_state
 from chainpipe.core.services.common import gates_of
@@ -103,19 +104,10 @@ def _insert_claims(uow: UnitOfWork, consumer: str, seqs: list[int], now) -> set[
     return set(uow.conn.execute(_claim_statement(uow.dialect), rows).scalars())
 
 
-_CLAIMS: dict[str, object] = {}
-
-
-def _claim_statement(dialect_name: str):
-    stmt = _CLAIMS.get(dialect_name)
-    if stmt is None:
-        dialect = import_module(f"sqlalchemy.dialects.{dialect_name}")  # this database's dialect only
-        stmt = _CLAIMS[dialect_name] = (
-            dialect.insert(_DELIVERY)
-            .on_conflict_do_nothing(index_elements=["consumer", "audit_seq"])
-            .returning(_DELIVERY.c.audit_seq)
-        )
-    return stmt
+@cache
+def _claim_statement(dialect: str):
+    return (upsert(_DELIVERY, dialect).on_conflict_do_nothing(index_elements=["consumer", "audit_seq"])
+            .returning(_DELIVERY.c.audit_seq))
 
 
 def _reclaim(uow: UnitOfWork, claim: int, result: str, stale_before, now) -> bool:
