@@ -182,3 +182,21 @@ def slack(slack_env, fake_slack, config_file):
 
 def gate_message_calls(fake_slack, gate: str = "code-review"):
     return [c for c in fake_slack.calls_to("chat.postMessage") if f"Gate {gate}" in (c.params.get("text") or "")]
+
+
+def age_claims(settings, consumer: str, seconds: float) -> None:
+    """Move every outbox claim of ``consumer`` ``seconds`` into the past, as if that much time had
+    gone by: lease tests then hold however slow the machine is."""
+    from datetime import timedelta
+
+    from chainpipe.core.models import OutboxDelivery
+    from chainpipe.core.uow import UnitOfWork
+    from sqlalchemy import select, update
+
+    table = OutboxDelivery.__table__
+    with UnitOfWork(settings) as uow:  # in Python: SQLite keeps times as text
+        rows = uow.conn.execute(select(table.c.seq, table.c.delivered_at).where(table.c.consumer == consumer)).all()
+        for seq, at in rows:
+            uow.conn.execute(update(table).where(table.c.seq == seq)
+                             .values(delivered_at=at - timedelta(seconds=seconds)))
+        uow.commit()

@@ -17,6 +17,8 @@ from chainpipe.core.uow import UnitOfWork
 from chainpipe.gh import outbox as github_outbox
 from chainpipe.gh.mirror import DeploymentMirror
 
+from tests.adapters.conftest import age_claims
+
 REF = "b" * 40
 
 
@@ -88,15 +90,15 @@ def test_a_github_outage_is_retried_after_the_lease_and_github_ends_up_showing_t
     pid = ready()
     dep = deploy(run, pid)
     github.fail_with = 503
-    [failed] = github_outbox.drain(settings, mirror, run, lease_seconds=0.3)
+    [failed] = github_outbox.drain(settings, mirror, run, lease_seconds=30)
     assert failed.failed and "503" in failed.outcome
     assert any(r.startswith("retry 1: GitHub refused") for r in results(settings).values())
     run("deploy-update", {"deploy_id": dep["id"], "status": "succeeded"})
     github.fail_with = None
-    [skipped] = github_outbox.drain(settings, mirror, run, lease_seconds=0.3)  # the record is still leased
+    [skipped] = github_outbox.drain(settings, mirror, run, lease_seconds=30)  # the record is still leased
     assert skipped.missing and not github.deployments
-    time.sleep(0.4)
-    [retried] = github_outbox.drain(settings, mirror, run, lease_seconds=0.3)
+    age_claims(settings, github_outbox.CONSUMER, seconds=31)
+    [retried] = github_outbox.drain(settings, mirror, run, lease_seconds=30)
     assert retried.external_id and states(github, retried.external_id) == ["success"]
     assert all(r.startswith(("ok", "skipped")) for r in results(settings).values())
 

@@ -12,7 +12,7 @@ from chainpipe.core.config import load_settings
 from chainpipe.core.services import notifications as outbox
 from chainpipe.core.uow import UnitOfWork
 
-from tests.adapters.conftest import gate_message_calls
+from tests.adapters.conftest import age_claims, gate_message_calls
 from tests.adapters.test_slack_gates import at_review, cli
 
 
@@ -47,13 +47,19 @@ def test_each_event_is_delivered_once_even_after_a_restart(slack, slack_env, fak
 
 def test_a_claim_left_by_a_crash_is_delivered_after_the_lease(slack, slack_env, fake_slack):
     at_review(slack_env)
+    slack.notifier.stop()
+    drainer = notifier_for(slack, slack_env, lease=30)  # a lease no slow machine outlives by accident
     with UnitOfWork(load_settings(slack_env)) as uow:  # a drainer claims, then dies before posting
-        claimed = outbox.claim_events(uow, "slack", lease_seconds=0.5)
+        claimed = outbox.claim_events(uow, "slack", lease_seconds=30)
     assert claimed and set(results(slack_env).values()) == {"claimed"}
-    assert slack.notifier.drain_once() == 0  # still leased to the dead drainer
-    time.sleep(0.6)
-    assert slack.notifier.drain_once() == len(claimed)
+    assert drainer.drain_once() == 0  # still leased to the dead drainer
+    age_claims(load_settings(slack_env), "slack", seconds=29)
+    assert drainer.drain_once() == 0  # one second of the lease left
+    age_claims(load_settings(slack_env), "slack", seconds=2)
+    assert drainer.drain_once() == len(claimed)
     assert len(gate_message_calls(fake_slack)) == 1
+    drainer.stop()
+
 
 
 def test_a_slack_error_is_retried(slack, slack_env, fake_slack):
