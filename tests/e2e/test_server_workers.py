@@ -94,7 +94,10 @@ def test_workers_serve_the_api_and_post_each_gate_message_once(server_env, fake_
     on_postgres(server_env)
     with UnitOfWork(load_settings(server_env)) as uow:
         token = create_token(uow, Actor("admin"), "ci")["token"]
-    server = WorkersProcess(server_env, tmp_path / "workers.log").start(timeout=60)
+    # No crash here: a lease longer than any drain, so a duplicate could only come from two workers
+    # claiming one event at once (with the suite's 1 s lease, a slow machine could re-claim a live one).
+    env = server_env | {"PIPE_OUTBOX_LEASE_SECONDS": "30"}
+    server = WorkersProcess(env, tmp_path / "workers.log").start(timeout=60)
     try:
         deadline = time.monotonic() + 30
         while len(pids := server.workers()) < WORKERS and time.monotonic() < deadline:
@@ -120,7 +123,7 @@ def test_workers_serve_the_api_and_post_each_gate_message_once(server_env, fake_
             created = list(pool.map(create, range(24)))
         calls = fake_slack.wait_for("chat.postMessage", lambda c: "Gate code-review" in (c.params.get("text") or ""),
                                     timeout=30, count=len(created))
-        time.sleep(2)  # a second drainer's duplicate would land by now (poll 0.2 s, lease 1 s)
+        time.sleep(2)  # a second drainer's duplicate would land by now (poll 0.2 s)
         posted = gate_message_calls(fake_slack)
         assert len(posted) == len(created) == len(calls)
         assert "Traceback" not in server.log()
