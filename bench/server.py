@@ -9,8 +9,10 @@ request beside the same operation in process, and Slack's slash-command ack late
 
 A real `pipe-server` process runs on a fresh database (a temporary SQLite file; on PostgreSQL a
 fresh schema of PIPE_BENCH_DATABASE_URL or PIPE_TEST_DATABASE_URL, dropped afterwards) with Slack
-on, talking to a fake Slack in this process (tests/fakes/slack.py), which also receives the
-commands' replies. The load is asyncio on raw keep-alive connections (``Connection``): at most
+on, talking to a fake Slack (tests/fakes/slack.py) in a process of its own, which also receives
+the commands' replies: Slack is elsewhere, and the fake's threads, answering a reply per slash
+command, would otherwise share this process's interpreter with the load generator timing the
+acks. The load is asyncio on raw keep-alive connections (``Connection``): at most
 ``--concurrency`` requests in flight, to a loopback address only (anything else is refused: this
 is not a tool to aim at a server).
 
@@ -35,6 +37,7 @@ import argparse
 import asyncio
 import ipaddress
 import json
+import multiprocessing
 import os
 import socket
 import statistics
@@ -63,6 +66,54 @@ TICK = os.sysconf("SC_CLK_TCK")
 SLACK_FORM = "application/x-www-form-urlencoded"
 
 
+class SlackProcess:
+    """The fake Slack served from a child process; ``replies`` counts what reached a response_url."""
+
+    def __init__(self):
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve_slack, args=(child,), name="bench-fake-slack", daemon=True)
+
+    def start(self) -> SlackProcess:
+        self._proc.start()
+        if not self._conn.poll(60):
+            raise SystemExit("bench: the fake Slack did not start")
+        self.base = self._conn.recv()
+        self.api_url = self.base + "/api/"
+        return self
+
+    def response_url(self, name: str) -> str:
+        return f"{self.base}/response/{name}"
+
+    def replies(self, prefix: str, count: int, timeout: float) -> int:
+        """Wait until ``count`` replies reached response_urls under ``prefix``; how many did."""
+        deadline, seen = time.monotonic() + timeout, 0
+        while True:
+            self._conn.send(("replies", prefix))
+            seen = self._conn.recv()
+            if seen >= count or time.monotonic() > deadline:
+                return seen
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self._proc.is_alive():
+            self._conn.send(("stop", None))
+            self._proc.join(10)
+        if self._proc.is_alive():
+            self._proc.kill()
+
+
+def _serve_slack(conn) -> None:
+    slack = fake.FakeSlack().start()
+    conn.send(slack.base)
+    while True:
+        what, arg = conn.recv()
+        if what == "stop":
+            slack.stop()
+            return
+        conn.send(sum(1 for c in slack.calls_to("response_url") if c.path.startswith(arg)))
+
+
 def loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -84,7 +135,7 @@ def free_port(host: str) -> int:
 class Server:
     """A `pipe-server` process on ``url``'s database, with Slack pointed at ``slack``."""
 
-    def __init__(self, database_url: str, slack: fake.FakeSlack, host: str, workers: int, home: Path, *,
+    def __init__(self, database_url: str, slack: SlackProcess, host: str, workers: int, home: Path, *,
                  slack_on: bool = True, pythonpath: str | None = None):
         home.mkdir(parents=True, exist_ok=True)
         (home / "config.toml").write_text("", encoding="utf-8")
@@ -214,7 +265,7 @@ async def api_writes(host: str, port: int, token: str, total: int, concurrency: 
     return time.perf_counter() - started, walls
 
 
-async def slack_and_health(host: str, port: int, slack: fake.FakeSlack, first: int, total: int,
+async def slack_and_health(host: str, port: int, slack: SlackProcess, first: int, total: int,
                            concurrency: int) -> dict:
     """Slash-command acks and /healthz, alternating in every sender; wall ms of each."""
     acks: list[float] = []
@@ -272,7 +323,7 @@ def drained(settings, timeout: float = 120.0) -> float:
 
 def measure(name: str, database_url: str, args, home: Path, *, slack_on: bool, tree: tuple) -> dict:
     """One server on the database: the writes, then (with Slack on) the slash commands."""
-    slack = fake.FakeSlack().start()
+    slack = SlackProcess().start()
     server = Server(database_url, slack, args.host, args.workers, home, slack_on=slack_on, pythonpath=tree[1])
     try:
         server.wait_ready(args.workers)
@@ -302,11 +353,10 @@ def measure(name: str, database_url: str, args, home: Path, *, slack_on: bool, t
             warm = min(100, args.slash)
             asyncio.run(slack_and_health(*where, slack, 0, warm, args.concurrency))
             latency = asyncio.run(slack_and_health(*where, slack, warm, args.slash, args.concurrency))
-            replies = slack.wait_for("response_url", lambda c: c.path.startswith("/response/b"),
-                                     timeout=120, count=args.slash + warm)
+            replies = slack.replies("/response/b", args.slash + warm, timeout=120)
             result |= {"slash": args.slash, "ack_p50": pct(latency["acks"], 0.5),
                        "ack_p99": pct(latency["acks"], 0.99), "health_p50": pct(latency["health"], 0.5),
-                       "health_p99": pct(latency["health"], 0.99), "replies": len(replies) - warm}
+                       "health_p99": pct(latency["health"], 0.99), "replies": replies - warm}
         result["load"] = (load_before, loadavg())
         return result
     finally:
