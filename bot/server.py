@@ -208,7 +208,25 @@ def worker_app() -> Starlette:
     """The app each ``--workers`` process builds for itself (uvicorn calls this in the new process,
     which inherits none of the parent's logging set-up)."""
     configure_logging(os.environ.get(WORKER_LOG_LEVEL, "info"), _log_format())
-    return build_from_env()
+    app = build_from_env()
+    freeze_startup()
+    return app
+
+
+def freeze_startup() -> None:
+    """Move what the start built (modules, tables, mappers, the Slack app: ~84,000 objects) out of
+    the collector's reach, once the app is built and before it serves.
+
+    Those objects live as long as the process, yet every full collection walked them all: 20 ms
+    during which the event loop answered nothing, a few times a minute under load. Frozen, a full
+    collection takes microseconds. With 32 requests in flight (three interleaved rounds each), the
+    slash-command ack p99 fell from 78-88 to 35-69 ms on SQLite and from 86-112 to 44-90 ms on
+    PostgreSQL, the API write p99 on SQLite from 90-117 to 69-83 ms.
+    """
+    import gc
+
+    gc.collect()  # what the start left as garbage goes now, not frozen with the rest
+    gc.freeze()
 
 
 WORKER_LOG_LEVEL = "PIPE_SERVER_WORKER_LOG_LEVEL"
@@ -265,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     # server CPU per API write on SQLite and ~10 % more writes/s (32 in flight).
     options = dict(host=args.host, port=args.port, log_level=args.log_level, access_log=False, log_config=None)
     if args.workers == 1:
+        freeze_startup()
         uvicorn.run(app, **options)
         return 0
     # Each worker process builds its own app (its own engine, notifier and pool); this one checked
