@@ -40,6 +40,20 @@ class UTCDateTime(TypeDecorator):
             value = value.replace(tzinfo=timezone.utc)
         return value
 
+    def result_processor(self, dialect, coltype):
+        """On SQLite, the text parsed and the zone put back in one function: what the decorator's
+        generic wrapper does in three calls per value (≈ 3 % of a stage move's CPU, whose read
+        brings back ~40 times). Other databases return aware values: the generic path."""
+        parse = self.impl_instance.result_processor(dialect, coltype) if dialect.name == "sqlite" else None
+        if parse is None:
+            return super().result_processor(dialect, coltype)
+        utc = timezone.utc
+
+        def process(value):
+            return None if value is None else parse(value).replace(tzinfo=utc)
+
+        return process
+
 
 # The principal of rows written before principals were recorded.
 UNRECORDED = "unrecorded"

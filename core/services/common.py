@@ -42,6 +42,8 @@ LAYOUT = Also(  # its stages, the gates guarding each, every decision on those
     ((STAGE_T, STAGE_T.c.pipeline_id == PIPELINES.c.id),
      (GATE_T, (GATE_T.c.pipeline_id == STAGE_T.c.pipeline_id) & (GATE_T.c.stage == STAGE_T.c.name)), _DECISIONS),
     (STAGE_T.c.position, GATE_T.c.seq, APPROVAL_T.c.seq))
+STAGES_AND_GATES = Also(  # the same without the decisions: what moving between stages needs
+    (*_STAGE_PLAN, *GATE_T.c), LAYOUT.joins[:2], LAYOUT.order[:2])
 
 
 class Layout(NamedTuple):
@@ -59,9 +61,9 @@ def gates_of(uow: UnitOfWork, pipeline_id: str) -> list[Record]:
 
 
 def layout(uow: UnitOfWork, pipeline_id: str) -> Layout:
-    """The pipeline's stages (what moving between them needs: seq, name, position, status), its
-    gates and every decision on each, in one read."""
-    return collect(uow, uow.rows_of(pipeline_id, LAYOUT), with_stages=True)
+    """The pipeline's stages (what moving between them needs: seq, name, position, status) and its
+    gates, in one read (no decisions: ``STAGES_AND_GATES``)."""
+    return collect(uow, uow.rows_of(pipeline_id, STAGES_AND_GATES), with_stages=True)
 
 
 def gates_and_decisions(uow: UnitOfWork, pipeline_id: str) -> tuple[list[Record], dict[str, list[Record]]]:
@@ -77,7 +79,8 @@ def at_stage(uow: UnitOfWork, rows: list) -> Record | None:
 
 
 def collect(uow: UnitOfWork, rows, *, with_stages: bool = False) -> Layout:
-    """Split the rows ``LAYOUT`` (``with_stages``) or ``GATES`` read into tracked Records."""
+    """Split the rows ``LAYOUT`` or ``STAGES_AND_GATES`` (``with_stages``) or ``GATES`` read into
+    tracked Records; rows without decision columns give no decisions."""
     stage_columns = [c.name for c in _STAGE_PLAN] if with_stages else []
     stages: dict[int, Record] = {}
     gates: dict[str, Record] = {}
@@ -91,7 +94,7 @@ def collect(uow: UnitOfWork, rows, *, with_stages: bool = False) -> Layout:
         if gate_id is not None and gate_id not in gates:
             gates[gate_id] = uow.track(Record(GATE_T, dict(zip(_GATE_COLUMNS, gate, strict=True))))
             decisions[gate_id] = []
-        if approval[0] is not None:
+        if approval and approval[0] is not None:
             decisions[gate_id].append(Record(APPROVAL_T, dict(zip(_APPROVAL_COLUMNS, approval, strict=True))))
     return Layout(list(stages.values()), sorted(gates.values(), key=lambda g: g.seq), decisions)
 

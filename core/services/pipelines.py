@@ -10,8 +10,8 @@ from chainpipe.core.models import Pipeline
 from chainpipe.core.services.common import (
     AT_STAGE,
     GATE_T,
-    LAYOUT,
     STAGE_T,
+    STAGES_AND_GATES,
     at_stage,
     collect,
     fail_stage,
@@ -134,7 +134,7 @@ def complete_pipeline(uow: UnitOfWork, actor: Actor, pipeline_id: str) -> dict:
 
 
 def advance_stage(uow: UnitOfWork, actor: Actor, pipeline_id: str, stage: str, reason: str | None = None) -> dict:
-    pipeline, rows = uow.get_pipeline_with(pipeline_id, LAYOUT)
+    pipeline, rows = uow.get_pipeline_with(pipeline_id, STAGES_AND_GATES)
     target = template_stage(uow, pipeline, stage)
     moved = move_stage(uow, actor, pipeline, target, reason, found=collect(uow, rows, with_stages=True))
     view = pipeline_view(pipeline) | {"changed": moved}

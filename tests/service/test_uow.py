@@ -43,3 +43,27 @@ def test_an_error_inside_rolls_back_and_leaves_the_database_writable(settings, a
         write(uow, alice, "pipe-next")
         uow.commit()
     assert audit_rows(settings) == ["pipe-next"]
+
+
+def test_times_come_back_aware_in_utc_and_missing_ones_as_none(settings, alice):
+    """``UTCDateTime``: SQLite keeps no zone, so the read puts UTC back (its own processor on
+    SQLite); PostgreSQL returns aware values. Either way a time written in another zone reads
+    back as the same instant."""
+    from datetime import datetime, timedelta, timezone
+
+    from chainpipe.core.models import Pipeline
+
+    table = Pipeline.__table__
+    written = datetime(2026, 3, 29, 1, 30, 15, 123456, tzinfo=timezone(timedelta(hours=-7)))
+    with UnitOfWork(settings) as uow:
+        uow.conn.execute(table.insert().values(id="pipe-tz", name="tz", template="feature", status="pending",
+                                               created_by="alice", created_at=written, updated_at=written))
+        uow.commit()
+    with UnitOfWork(settings, write=False) as uow:
+        created, started = uow.conn.execute(select(table.c.created_at, table.c.started_at)
+                                            .where(table.c.id == "pipe-tz")).one()
+        dialect = uow.dialect
+    assert started is None
+    assert created == written and created.tzinfo is not None
+    if dialect == "sqlite":  # PostgreSQL answers in the session's zone: the same instant
+        assert created.isoformat() == "2026-03-29T08:30:15.123456+00:00"
