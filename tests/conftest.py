@@ -5,9 +5,12 @@ concurrent runs on one server never see each other's rows.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import signal
 from datetime import datetime, timezone
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -21,6 +24,27 @@ PG_URL = os.environ.get("PIPE_TEST_DATABASE_URL")
 # without this and turn it on.
 os.environ.setdefault("PIPE_WORKER", "0")
 BACKENDS = ["sqlite"] + (["postgres"] if PG_URL else [])
+
+
+def pytest_sessionfinish(session):
+    """Stop the warm workers this session's `pipe` processes started (the tests that run `pipe` as a
+    user does, worker on): each would otherwise idle on for PIPE_WORKER_IDLE in its temporary
+    directory after the run. Each xdist process stops those under its own temporary base."""
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    proc = Path("/proc")
+    if factory is None or not proc.is_dir():
+        return
+    base = str(factory.getbasetemp()).encode()
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"chainpipe.cli.worker" in argv and any(base in arg for arg in argv):
+            with contextlib.suppress(OSError):
+                os.kill(int(entry.name), signal.SIGTERM)
 
 
 @pytest.fixture(scope="session")
