@@ -54,6 +54,7 @@ ENVELOPE = "envelope:"
 ONCE = "pipe_once"  # where the request context keeps its Once
 ENVELOPE_HEADER = "x-pipe-socket-envelope-id"  # set by bot.socket_mode on socket-mode requests only
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_SEEN = SeenSlackRequest.__table__
 
 
 def remember_request(settings: Settings, timestamp: int, signature: str, *, prune_every: int = PRUNE_EVERY) -> bool:
@@ -70,9 +71,6 @@ def remember_request(settings: Settings, timestamp: int, signature: str, *, prun
         return _keep(uow, seq, prune_every)
 
 
-_SEEN = SeenSlackRequest.__table__
-
-
 @functools.cache
 def _remember(dialect: str):
     """Insert unless the pair is there, and say which row it made (built once per dialect)."""
@@ -81,18 +79,17 @@ def _remember(dialect: str):
 
 def remember_envelope(settings: Settings, envelope_id: str, *, prune_every: int = PRUNE_EVERY) -> bool:
     """Record a Socket Mode envelope; False when it was recorded before (Slack redelivered it)."""
-    table = SeenSlackRequest.__table__
     key = ENVELOPE + envelope_id
     if len(key) > 80:  # Slack's ids are UUIDs; anything longer is kept whole, as a digest
         key = ENVELOPE + "sha256:" + hashlib.sha256(envelope_id.encode("utf-8", "replace")).hexdigest()[:64]
     with UnitOfWork(settings) as uow:
         if uow.dialect == "postgresql":  # SQLite: the writer's BEGIN IMMEDIATE already serialises this
-            uow.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": key})
-        if uow.session.execute(select(table.c.seq).where(table.c.signature == key)).first() is not None:
+            uow.conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": key})
+        if uow.conn.execute(select(_SEEN.c.seq).where(_SEEN.c.signature == key)).first() is not None:
             return False
         received = int(uow.now().timestamp())
-        seq = uow.session.execute(insert(table).values(timestamp=received, signature=key)
-                                  .returning(table.c.seq)).scalar()
+        seq = uow.conn.execute(insert(_SEEN).values(timestamp=received, signature=key)
+                               .returning(_SEEN.c.seq)).scalar()
         return _keep(uow, seq, prune_every)
 
 
